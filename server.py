@@ -1,0 +1,443 @@
+"""Rillet's HTTP API: a Bottle app served by waitress.
+
+    python server.py                     # serve on HOST:PORT (127.0.0.1:5000) with DATA_DIR
+    python server.py keys create write   # print a new key (shown once) and store its hash
+    python server.py keys list           # key ids and scopes, never the keys
+    python server.py keys revoke ID
+    python server.py settings            # every setting, its value and what it does
+
+Routes parse the request, call the engine in ``streaming/`` and stream its answer. Errors are
+``RilletError`` subclasses, turned into the one JSON error shape by ``ErrorsAndAuth`` below,
+the only place that writes an error response.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import bottle
+import orjson
+
+from streaming import params
+from streaming.auth import KeyRing
+from streaming.convert import resolve_encoding
+from streaming.encode import MEDIA_TYPES, Projection, csv_header, csv_rows, ndjson, stream
+from streaming.errors import BadRequest, MethodNotAllowed, NotFound, NotReady, RilletError
+from streaming.jobs import Jobs
+from streaming.openapi import openapi_document
+from streaming.read import Dataset, open_dataset, pending_meta
+from streaming.settings import Settings
+from streaming.store import Store, check_dataset_id
+from streaming.upload import spool_upload
+
+VERSION = "0.1.0"
+JSON = "application/json; charset=utf-8"
+log = logging.getLogger("rillet")
+
+
+class Rillet:
+    """The application's state: settings, the data directory, keys, and the worker to wake."""
+
+    def __init__(self, settings: Settings, wake: Callable[[], None] = lambda: None) -> None:
+        self.settings = settings
+        self.store = Store(settings.data_dir)
+        self.jobs = Jobs(self.store)
+        self.keys = KeyRing(settings.data_dir / "keys.json", settings.api_keys)
+        self.wake = wake
+        self.started = time.monotonic()
+
+
+class ErrorsAndAuth:
+    """Bottle plugin: checks the key and scope of each route, and maps errors to JSON."""
+
+    name = "errors_and_auth"
+    api = 2
+
+    def __init__(self, rillet: Rillet) -> None:
+        self.rillet = rillet
+
+    def apply(self, callback: Callable[..., Any], route: bottle.Route) -> Callable[..., Any]:
+        scope = route.config.get("scope")
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                if scope is not None:
+                    held = self.rillet.keys.authenticate(_presented_key())
+                    KeyRing.require(held, scope)
+                return callback(*args, **kwargs)
+            except RilletError as exc:
+                return error_response(exc)
+            except bottle.HTTPResponse:
+                raise
+            except Exception:
+                log.error(
+                    "unhandled error in %s %s\n%s",
+                    bottle.request.method,
+                    bottle.request.path,
+                    traceback.format_exc(),
+                )
+                return error_response(RilletError("internal error"))
+
+        return wrapper
+
+
+def _presented_key() -> str | None:
+    headers = bottle.request.headers
+    key = headers.get("X-API-Key")
+    if key:
+        return str(key)
+    auth = headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return str(auth[7:].strip())
+    return None
+
+
+def error_response(exc: RilletError) -> bottle.HTTPResponse:
+    headers = {"Content-Type": JSON}
+    return bottle.HTTPResponse(orjson.dumps(exc.to_dict()), status=exc.status, headers=headers)
+
+
+def json_body(data: Any, status: int = 200) -> bottle.HTTPResponse:
+    return bottle.HTTPResponse(orjson.dumps(data), status=status, headers={"Content-Type": JSON})
+
+
+def raw_json(body: bytes) -> bytes:
+    bottle.response.content_type = JSON
+    return body
+
+
+def create_app(rillet: Rillet) -> bottle.Bottle:
+    """The Bottle app for one Rillet; ``python server.py`` serves it with waitress."""
+    app = bottle.Bottle()
+    app.config["json.enable"] = False
+    app.install(ErrorsAndAuth(rillet))
+    store, jobs, settings = rillet.store, rillet.jobs, rillet.settings
+
+    @app.get("/health")
+    def health() -> bytes:
+        return raw_json(
+            orjson.dumps(
+                {
+                    "status": "ok",
+                    "version": VERSION,
+                    "datasets": store.count_ready(),
+                    "jobs": jobs.counts(),
+                }
+            )
+        )
+
+    @app.get("/openapi.json", scope="read")
+    def openapi() -> bytes:
+        return raw_json(orjson.dumps(openapi_document(VERSION)))
+
+    @app.post("/datasets", scope="write")
+    def upload() -> bottle.HTTPResponse:
+        query = bottle.request.query
+        delimiter = query.get("delimiter") or None
+        if delimiter == "\\t":
+            delimiter = "\t"
+        if delimiter is not None and len(delimiter) != 1:
+            raise BadRequest(
+                "delimiter must be a single character", code="bad_parameter", parameter="delimiter"
+            )
+        encoding = resolve_encoding(query.get("encoding")) if query.get("encoding") else None
+        name = query.get("name") or None
+        ids = store.new_ids()
+        spooled = spool_upload(
+            bottle.request.environ,
+            store.upload_path(ids.job),
+            max_bytes=settings.max_upload_mb * 2**20,
+            name=name,
+        )
+        source = {"filename": spooled.filename, "bytes": spooled.bytes, "sha256": spooled.sha256}
+        options = {"delimiter": delimiter, "encoding": encoding}
+        job = jobs.create(ids.job, ids.dataset, name or spooled.filename, source, options)
+        rillet.wake()
+        return json_body(
+            {
+                "dataset": {"id": ids.dataset, "name": job["name"], "status": "queued"},
+                "job": {"id": ids.job, "status": "queued", "url": f"/jobs/{ids.job}"},
+            },
+            status=202,
+        )
+
+    @app.get("/jobs/<job_id>", scope="read")
+    def job(job_id: str) -> bytes:
+        record = jobs.get(job_id)
+        public = {
+            k: record[k]
+            for k in (
+                "id",
+                "dataset_id",
+                "status",
+                "progress",
+                "error",
+                "created_at",
+                "started_at",
+                "finished_at",
+            )
+        }
+        return raw_json(orjson.dumps(public))
+
+    @app.get("/datasets", scope="read")
+    def datasets() -> bytes:
+        metas = [store.meta_bytes(i) for i in store.ready_ids()]
+        ready = b",".join(m for m in metas if m)
+        pending = [pending_meta(j) for j in _pending_jobs(rillet)]
+        extra = (
+            b"".join(b"," + orjson.dumps(p) for p in pending)
+            if ready
+            else b",".join(orjson.dumps(p) for p in pending)
+        )
+        return raw_json(b'{"datasets":[' + ready + extra + b"]}")
+
+    @app.get("/datasets/<dataset_id>", scope="read")
+    def metadata(dataset_id: str) -> bytes:
+        return raw_json(_metadata(rillet, dataset_id))
+
+    @app.delete("/datasets/<dataset_id>", scope="write")
+    def delete(dataset_id: str) -> bottle.HTTPResponse:
+        job_id = store.job_of(check_dataset_id(dataset_id))
+        if jobs.is_running(job_id):
+            raise NotReady(
+                f"dataset {dataset_id!r} is being synced; delete it when the sync ends",
+                code="sync_running",
+            )
+        deleted = store.delete(dataset_id)
+        if jobs.find(job_id) is not None:
+            jobs.delete(job_id)  # a queued upload, or the record of a finished one
+            deleted = True
+        if not deleted:
+            raise NotFound(f"dataset {dataset_id!r} does not exist")
+        return bottle.HTTPResponse(status=204)
+
+    @app.get("/datasets/<dataset_id>/rows", scope="read")
+    def rows(dataset_id: str) -> Any:
+        path = f"/datasets/{dataset_id}/rows"
+        return _rows(rillet, dataset_id, bottle.request.query, path, {})
+
+    @app.get("/fetch-data", scope="read")
+    def fetch_data() -> Any:
+        query = bottle.request.query
+        dataset_id = query.get("dataset") or store.latest_ready()
+        if dataset_id is None:
+            raise NotFound("there is no ready dataset yet; upload one with POST /datasets")
+        if params.flag(query, "metadata_only"):
+            return raw_json(_metadata(rillet, dataset_id))
+        return _rows(rillet, dataset_id, query, "/fetch-data", {"dataset": dataset_id})
+
+    @app.get("/datasets/<dataset_id>/export", scope="read")
+    def export(dataset_id: str) -> Iterator[bytes]:
+        query = bottle.request.query
+        params.no_filters(query, ("format", "columns"))
+        fmt = query.get("format") or "csv"
+        if fmt not in ("csv", "ndjson"):
+            raise BadRequest(
+                f"format must be csv or ndjson, not {fmt!r}",
+                code="bad_parameter",
+                parameter="format",
+            )
+        dataset = open_dataset(store, jobs, dataset_id)
+        try:
+            projection = Projection(dataset.names, params.columns(query, dataset.names))
+        except RilletError:
+            dataset.close()
+            raise
+        bottle.response.content_type = MEDIA_TYPES[fmt]
+        filename = f"{dataset.meta['name'].rsplit('.', 1)[0] or dataset_id}.{fmt}"
+        bottle.response.set_header("Content-Disposition", _attachment(filename))
+        return _closing(stream(projection, fmt, dataset.blocks()), dataset)
+
+    @app.get("/datasets/<dataset_id>/stats", scope="read")
+    def stats(dataset_id: str) -> bytes:
+        query = bottle.request.query
+        params.no_filters(query, ("columns",))
+        with open_dataset(store, jobs, dataset_id) as dataset:
+            wanted = params.columns(query, dataset.names)
+            stored = dataset.stats_bytes()
+            head = (
+                b'{"dataset":'
+                + orjson.dumps(dataset_id)
+                + b',"rows_matched":'
+                + str(dataset.rows).encode()
+                + b","
+            )
+            if wanted is None:
+                return raw_json(head + stored[1:])
+            columns = orjson.loads(stored)["columns"]
+            return raw_json(head + orjson.dumps({"columns": {n: columns[n] for n in wanted}})[1:])
+
+    for code in (404, 405):
+        app.error(code)(_bottle_error)
+    return app
+
+
+def _bottle_error(error: bottle.HTTPError) -> bytes:
+    """Bottle's own 404 (no route) and 405 (wrong method), in the one error shape."""
+    exc: RilletError
+    if error.status_code == 405:
+        exc = MethodNotAllowed(f"{bottle.request.method} is not allowed on {bottle.request.path}")
+    else:
+        exc = NotFound(f"no route {bottle.request.path}")
+    bottle.response.content_type = JSON
+    return orjson.dumps(exc.to_dict())
+
+
+def _metadata(rillet: Rillet, dataset_id: str) -> bytes:
+    check_dataset_id(dataset_id)
+    meta = rillet.store.meta_bytes(dataset_id)
+    if meta is not None:
+        return meta
+    job = rillet.jobs.find(Store.job_of(dataset_id))
+    if job is None:
+        raise NotFound(f"dataset {dataset_id!r} does not exist")
+    return orjson.dumps(pending_meta(job))
+
+
+def _pending_jobs(rillet: Rillet) -> list[dict[str, Any]]:
+    """Jobs whose dataset is not ready: queued, running or failed."""
+    out = []
+    for entry in sorted(rillet.store.root.joinpath("jobs").iterdir()):
+        job_id = entry.stem
+        record = rillet.jobs.find(job_id)
+        if record and record["status"] != "done":
+            out.append(record)
+    return out
+
+
+def _rows(rillet: Rillet, dataset_id: str, query: Any, path: str, keep: dict[str, str]) -> Any:
+    settings = rillet.settings
+    params.no_filters(query, ("limit", "offset", "columns", "format", "count", "dataset"))
+    dataset = open_dataset(rillet.store, rillet.jobs, dataset_id)
+    with dataset:
+        page = params.page(query, dataset.names, settings.page_max)
+        projection = Projection(dataset.names, page.columns)
+        lines = dataset.lines(page.offset, page.offset + page.limit)
+        end = page.offset + len(lines)
+        next_url = None
+        if end < dataset.rows:
+            shown = {**keep, "limit": str(page.limit), "offset": str(end)}
+            if page.columns:
+                shown["columns"] = ",".join(page.columns)
+            if page.format != "json":
+                shown["format"] = page.format
+            next_url = f"{path}?{urlencode(shown)}"
+        if page.format == "json":
+            body = orjson.dumps(
+                {
+                    "dataset": dataset_id,
+                    "offset": page.offset,
+                    "limit": page.limit,
+                    "rows": projection.objects(lines),
+                    "total": dataset.rows,
+                    "next": next_url,
+                }
+            )
+            return raw_json(body)
+        bottle.response.content_type = MEDIA_TYPES[page.format]
+        if next_url:
+            bottle.response.set_header("Link", f'<{next_url}>; rel="next"')
+        if page.format == "csv":
+            return csv_header(projection) + csv_rows(projection, lines)
+        return ndjson(projection, lines)
+
+
+def _closing(chunks: Iterator[bytes], dataset: Dataset) -> Iterator[bytes]:
+    """Stream chunks, closing the dataset when done or when the client goes away."""
+    try:
+        yield from chunks
+    finally:
+        dataset.close()
+
+
+def _attachment(filename: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in filename)
+    return f'attachment; filename="{safe}"'
+
+
+def serve(settings: Settings) -> None:
+    """Start the worker thread (unless SYNC_WORKER=off) and serve with waitress."""
+    import waitress
+
+    import sync_worker
+
+    rillet = Rillet(settings)
+    new_key = rillet.keys.ensure_one()
+    if new_key:
+        print(
+            f"Created a write key (shown once, only its hash is stored):\n\n    {new_key}\n",
+            flush=True,
+        )
+    if settings.sync_worker:
+        worker = sync_worker.run_in_thread(settings)
+        rillet.wake = worker.wake
+    app = create_app(rillet)
+    print(
+        f"Rillet {VERSION} on http://{settings.host}:{settings.port} (data in {settings.data_dir})",
+        flush=True,
+    )
+    waitress.serve(
+        app,
+        host=settings.host,
+        port=settings.port,
+        threads=settings.threads,
+        ident="rillet",
+        max_request_body_size=settings.max_upload_mb * 2**20 + 16 * 2**20,
+        clear_untrusted_proxy_headers=True,
+        expose_tracebacks=False,
+    )
+
+
+def keys_command(settings: Settings, argv: list[str]) -> int:
+    ring = KeyRing(settings.data_dir / "keys.json", settings.api_keys)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    action = argv[0] if argv else "list"
+    if action == "create":
+        scope = argv[1] if len(argv) > 1 else "read"
+        key_id, key = ring.create(scope)
+        print(f"{key_id} ({scope}): {key}\nStore it now: only its hash is kept.")
+    elif action == "list":
+        for entry in ring.listing():
+            print(
+                f"{entry['id']}\t{entry['scope']}\t{entry['created_at'] or '-'}\t{entry['source']}"
+            )
+    elif action == "revoke" and len(argv) == 2:
+        ring.revoke(argv[1])
+        print(f"revoked {argv[1]}")
+    else:
+        print(
+            "usage: python server.py keys create [read|write] | list | revoke ID", file=sys.stderr
+        )
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        settings = Settings.from_env()
+        if argv[:1] == ["keys"]:
+            return keys_command(settings, argv[1:])
+        if argv[:1] == ["settings"]:
+            for name, value, help_text in settings.describe():
+                print(f"{name}={value}\n    {help_text}")
+            return 0
+        if argv:
+            print(__doc__, file=sys.stderr)
+            return 2
+        serve(settings)
+    except RilletError as exc:
+        print(f"rillet: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

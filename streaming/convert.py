@@ -1,0 +1,357 @@
+"""CSV to typed NDJSON: the sync's conversion of one file into a dataset directory.
+
+The csv module reads header-keyed records (as ``csv.DictReader`` gives them) in batches of up
+to 4,096 rows. Each batch is turned into columns, each column is typed as a whole
+(``streaming.coerce``), the column statistics watch the typed values go by
+(``streaming.stats``), and the rows are written as JSON arrays in the header's order, one per
+line, with their byte offsets in the row index (``streaming.index``)::
+
+    bytes ─ TextIOWrapper ─ csv.reader ─ batch ─ columns ─ typed columns ─┬─ rows.ndjson, rows.idx
+                                                                        ├─ stats.json
+                                                                        └─ sample.ndjson
+
+Rows are stored as arrays rather than objects: the file is about 40% smaller, written twice
+as fast, and the column names live once in the metadata. The API turns them back into objects.
+
+Rules for awkward input (README lists them for users):
+
+- The first record is the header. Names are stripped of surrounding space; an empty name
+  becomes ``column_N`` (N its 1-based position); a repeated name gets ``_2``, ``_3``… .
+- Blank lines are skipped. A short row is padded with nulls. Extra fields that are empty
+  (trailing delimiters) are dropped; an extra non-empty field fails the sync, naming the line.
+- Bytes that are not valid in the encoding fail the sync, naming the line; a field longer than
+  the field limit too.
+- A column's type comes from the first batch; a later value that does not fit widens it. Only a
+  column that held nulls alone widens in place; any other widening restarts the conversion with
+  the wider type, so every value of a column always has the column's type.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gc
+import io
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streaming import coerce
+from streaming.errors import BadRequest, InvalidCSV
+from streaming.index import RowWriter
+from streaming.sketches import Reservoir
+from streaming.stats import ColumnStats
+
+BATCH_ROWS = 4096
+BATCH_BYTES = 4 << 20  # smaller batches when rows are wide, so memory stays bounded
+SAMPLE_ROWS = 1000
+HEAD_BYTES = 65536
+DELIMITERS = ",;\t|"
+FIELD_LIMIT = 128 * 1024
+
+ROWS_FILE = "rows.ndjson"
+INDEX_FILE = "rows.idx"
+STATS_FILE = "stats.json"
+SAMPLE_FILE = "sample.ndjson"
+
+Progress = Callable[[int, int], None]  # (bytes read, rows written)
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What a finished conversion learned about the file."""
+
+    rows: int
+    columns: list[dict[str, Any]]  # [{"name", "type", "nulls"}], in the header's order
+    delimiter: str
+    encoding: str
+    restarts: int
+
+
+def resolve_encoding(name: str | None) -> str:
+    """The codec's canonical name; BadRequest for an unknown one."""
+    try:
+        return codecs.lookup(name or "utf-8").name
+    except LookupError:
+        raise BadRequest(f"unknown encoding {name!r}", code="bad_encoding") from None
+
+
+def convert_csv(
+    source: Path,
+    out_dir: Path,
+    *,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+    progress: Progress | None = None,
+    field_limit: int = FIELD_LIMIT,
+    seed: int = 0,
+) -> Conversion:
+    """Convert ``source`` into ``out_dir`` (which must exist); raises InvalidCSV.
+
+    >>> convert_csv(Path("flights.csv"), Path("out"))  # doctest: +SKIP
+    Conversion(rows=1000000, columns=[{'name': 'carrier', 'type': 'string', ...}, ...], ...)
+    """
+    codec = resolve_encoding(encoding)
+    if delimiter is not None and len(delimiter) != 1:
+        raise BadRequest("delimiter must be a single character", code="bad_delimiter")
+    csv.field_size_limit(field_limit)
+    hints: dict[int, str] = {}
+    restarts = 0
+    with _collector_paused():
+        while True:
+            try:
+                run = _Run(source, out_dir, delimiter, codec, hints, progress, seed)
+                return run.convert(restarts)
+            except _Widen as widen:
+                hints = widen.hints
+                restarts += 1
+
+
+class _Widen(Exception):
+    """A column needs a wider type than the rows already written: start again."""
+
+    def __init__(self, hints: dict[int, str]) -> None:
+        self.hints = hints
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    # A batch holds thousands of fresh lists; the cyclic collector would walk them over and
+    # over (measured: a third of the read time). Reference counting frees them all the same.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Run:
+    """One pass over the file with a fixed set of type hints."""
+
+    def __init__(
+        self,
+        source: Path,
+        out_dir: Path,
+        delimiter: str | None,
+        codec: str,
+        hints: dict[int, str],
+        progress: Progress | None,
+        seed: int,
+    ) -> None:
+        self.source = source
+        self.out_dir = out_dir
+        self.delimiter = delimiter
+        self.codec = codec
+        self.hints = hints
+        self.progress = progress
+        self.seed = seed
+
+    def convert(self, restarts: int) -> Conversion:
+        python_codec = "utf-8-sig" if self.codec == "utf-8" else self.codec
+        with open(self.source, "rb") as raw:
+            head = raw.read(HEAD_BYTES)
+            raw.seek(0)
+            delimiter = self.delimiter or sniff_delimiter(head, python_codec)
+            self.python_codec, self.delimiter_used = python_codec, delimiter
+            text = io.TextIOWrapper(raw, encoding=python_codec, errors="strict", newline="")
+            reader = csv.reader(text, delimiter=delimiter)
+            try:
+                names = self._header(reader)
+                columns = self._body(reader, raw, names)
+            except UnicodeDecodeError as exc:
+                line = _line_of_bad_bytes(self.source, python_codec)
+                raise InvalidCSV(
+                    f"line {line}: the file is not valid {self.codec} ({exc.reason}); "
+                    "if it is Latin-1 or Windows-1252, upload it again with ?encoding=cp1252",
+                    line=line,
+                    code="bad_encoding",
+                ) from None
+            except csv.Error as exc:
+                line = reader.line_num
+                raise InvalidCSV(f"line {line}: {exc}", line=line) from None
+        return Conversion(
+            rows=self.rows,
+            columns=columns,
+            delimiter=delimiter,
+            encoding=self.codec,
+            restarts=restarts,
+        )
+
+    def _header(self, reader: Any) -> list[str]:
+        for record in reader:
+            if record:
+                return header_names(record)
+        raise InvalidCSV("the file has no header row", code="empty_file")
+
+    def _body(self, reader: Any, raw: Any, names: list[str]) -> list[dict[str, Any]]:
+        width = len(names)
+        kinds: list[str | None] = [self.hints.get(i) for i in range(width)]
+        stats: list[ColumnStats | None] = [None] * width
+        writer = RowWriter(self.out_dir / ROWS_FILE, self.out_dir / INDEX_FILE)
+        sample = Reservoir(SAMPLE_ROWS, seed=self.seed)
+        records_before = 1  # records read so far, the header included
+        batch_rows = BATCH_ROWS
+        try:
+            while batch := list(islice(reader, batch_rows)):
+                rows = self._rectangular(batch, width, records_before)
+                records_before += len(batch)
+                if rows:
+                    typed = [
+                        self._column(j, column, kinds, stats) for j, column in enumerate(zip(*rows))
+                    ]
+                    lines = list(map(orjson.dumps, zip(*typed)))
+                    writer.write(lines)
+                    sample.update(lines)
+                position = raw.tell()
+                batch_rows = _next_batch_rows(position, records_before)
+                if self.progress is not None:
+                    self.progress(position, writer.rows)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        self.rows = writer.rows
+        _write(self.out_dir / SAMPLE_FILE, b"".join(line + b"\n" for line in sample.items))
+        columns, results = [], {}
+        for j, name in enumerate(names):
+            column_stats = stats[j] or ColumnStats(kinds[j] or "null")
+            results[name] = column_stats.result()
+            columns.append({"name": name, "type": column_stats.kind, "nulls": column_stats.nulls})
+        _write(self.out_dir / STATS_FILE, orjson.dumps({"columns": results}))
+        return columns
+
+    def _column(
+        self,
+        j: int,
+        raw: Sequence[str],
+        kinds: list[str | None],
+        stats: list[ColumnStats | None],
+    ) -> list[Any]:
+        """Type column j of a batch, widening its type if it must; feed its statistics."""
+        kind = kinds[j] or coerce.infer(raw)
+        column_stats = stats[j]
+        if column_stats is None:
+            column_stats = stats[j] = ColumnStats(kind)
+        try:
+            values, present = coerce.convert(kind, raw)
+            if kind == "datetime" and present and column_stats.count:
+                _same_offset_style(present[0], column_stats.low)
+        except coerce.Mismatch:
+            kind = coerce.join(kind, coerce.infer(raw))
+            if column_stats.count:  # typed values of the old type are written: start over
+                hints = {i: k for i, k in enumerate(kinds) if k is not None}
+                hints[j] = kind if kind != column_stats.kind else "string"
+                raise _Widen(hints) from None
+            column_stats = stats[j] = ColumnStats(kind, nulls=column_stats.nulls)
+            values, present = coerce.convert(kind, raw)
+        kinds[j] = kind
+        column_stats.update(present, len(raw) - len(present))
+        return values
+
+    def _rectangular(
+        self, batch: list[list[str]], width: int, records_before: int
+    ) -> list[list[str]]:
+        """The batch's rows, each of exactly ``width`` fields (see the module's rules)."""
+        if all(map(width.__eq__, map(len, batch))):
+            return batch
+        rows = []
+        for i, row in enumerate(batch):
+            size = len(row)
+            if size == width:
+                rows.append(row)
+            elif size == 0:
+                continue  # a blank line
+            elif size < width:
+                rows.append(row + [""] * (width - size))
+            elif any(row[width:]):
+                line = _line_of_record(
+                    self.source, self.python_codec, self.delimiter_used, records_before + i
+                )
+                raise InvalidCSV(
+                    f"line {line}: {size} fields, but the header has {width}",
+                    line=line,
+                    code="ragged_row",
+                )
+            else:
+                rows.append(row[:width])
+        return rows
+
+
+def header_names(record: Sequence[str]) -> list[str]:
+    """Column names from a header record: stripped, never empty, never repeated."""
+    names = [name.strip() or f"column_{i}" for i, name in enumerate(record, start=1)]
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        candidate, n = name, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{name}_{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def sniff_delimiter(head: bytes, codec: str) -> str:
+    """The delimiter of the file's first lines (one of ``DELIMITERS``), else a comma."""
+    text = head.decode(codec, errors="replace")
+    lines = text.splitlines(keepends=True)[:50]
+    if len(lines) > 1 and len(head) == HEAD_BYTES:
+        lines.pop()  # probably cut short
+    try:
+        return csv.Sniffer().sniff("".join(lines), delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def _same_offset_style(value: str, earlier: str | None) -> None:
+    """Raise Mismatch if a batch of datetimes and the earlier ones differ in having an offset."""
+    if earlier is not None and value.endswith("Z") != earlier.endswith("Z"):
+        raise coerce.Mismatch("datetimes with and without an offset")
+
+
+def _next_batch_rows(position: int, records: int) -> int:
+    """Rows per batch so that a batch holds about BATCH_BYTES of text."""
+    average = max(1, position // max(1, records))
+    return max(64, min(BATCH_ROWS, BATCH_BYTES // average))
+
+
+def _line_of_bad_bytes(source: Path, codec: str) -> int:
+    """The 1-based line holding the first byte sequence that ``codec`` cannot decode."""
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    line = 1
+    with open(source, "rb") as f:
+        while chunk := f.read(HEAD_BYTES):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return line + chunk.count(b"\n", 0, max(0, exc.start))
+            line += chunk.count(b"\n")
+    return line
+
+
+def _line_of_record(source: Path, codec: str, delimiter: str, record: int) -> int:
+    """The 1-based line where record number ``record`` (0 is the header) starts."""
+    with open(source, encoding=codec, newline="") as text:
+        reader = csv.reader(text, delimiter=delimiter)
+        end_of_previous = 0
+        for i, _ in enumerate(reader):
+            if i == record:
+                return end_of_previous + 1
+            end_of_previous = reader.line_num
+    return end_of_previous + 1
+
+
+def _write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

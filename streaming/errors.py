@@ -1,0 +1,91 @@
+"""Errors that carry their HTTP status.
+
+Every failure a client can cause is one of these; ``server.py`` turns them into the one JSON
+error shape in exactly one place::
+
+    RilletError                 500 internal
+     ├── BadRequest             400 bad_request (and more specific codes)
+     ├── Unauthorized           401 unauthorized
+     ├── Forbidden              403 forbidden
+     ├── NotFound               404 not_found
+     ├── MethodNotAllowed       405 method_not_allowed
+     ├── NotReady               409 not_ready
+     ├── PayloadTooLarge        413 too_large
+     ├── UnsupportedMediaType   415 not_csv
+     └── InvalidCSV             422 invalid_csv (carries the line number when known)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RilletError(Exception):
+    """Base class: a status, a stable snake_case code and a message for people."""
+
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.extra = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        """The body of the error response: ``{"error": {"code", "message", ...}}``."""
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+class BadRequest(RilletError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(RilletError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(RilletError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(RilletError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(RilletError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class NotReady(RilletError):
+    status = 409
+    code = "not_ready"
+
+
+class PayloadTooLarge(RilletError):
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMediaType(RilletError):
+    status = 415
+    code = "not_csv"
+
+
+class InvalidCSV(RilletError):
+    """A CSV that cannot be converted; ``line`` is the 1-based physical line, when known."""
+
+    status = 422
+    code = "invalid_csv"
+
+    def __init__(self, message: str, *, line: int | None = None, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.line = line
+        if line is not None:
+            self.extra["line"] = line

@@ -1,0 +1,233 @@
+"""Sync jobs: records on disk, a queue that workers claim atomically, recovery after a crash.
+
+A job is ``jobs/JOB.json`` (replaced atomically on every change) plus a marker that says
+where it stands::
+
+    queue/TIME_JOB   waiting; TIME orders the queue
+    running/JOB      claimed by a worker, which holds an exclusive flock on locks/JOB.lock
+
+A worker claims a job by taking the job's lock and then renaming its queue marker to
+running/: a rename succeeds for exactly one worker, so two never take the same job. The kernel
+drops a flock when its holder dies, however it dies, so a running marker whose lock can be
+taken belongs to a dead worker: ``recover`` puts it back in the queue, or fails it once it has
+been tried SYNC_ATTEMPTS times. Nothing is ever left 'running'.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from streaming.errors import NotFound, RilletError
+from streaming.store import JOB_ID, Store, check_job_id, utc_now, write_atomic
+
+
+@dataclass
+class Claim:
+    """A job this process has claimed; the lock is held until ``release``."""
+
+    job_id: str
+    lock_fd: int
+
+    def release(self) -> None:
+        os.close(self.lock_fd)
+
+
+class Jobs:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        root = store.root
+        self._records = root / "jobs"
+        self._queue = root / "queue"
+        self._running = root / "running"
+        self._locks = root / "locks"
+
+    # records ---------------------------------------------------------------------------
+
+    def _path(self, job_id: str) -> Path:
+        return self._records / f"{check_job_id(job_id)}.json"
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        try:
+            with open(self._path(job_id), "rb") as f:
+                job: dict[str, Any] = orjson.loads(f.read())
+                return job
+        except FileNotFoundError:
+            raise NotFound(f"job {job_id!r} does not exist") from None
+
+    def find(self, job_id: str) -> dict[str, Any] | None:
+        try:
+            return self.get(job_id)
+        except NotFound:
+            return None
+
+    def _write(self, job: dict[str, Any]) -> None:
+        write_atomic(self._path(job["id"]), orjson.dumps(job))
+
+    def update(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        """Change fields of a job record (only its current worker writes it)."""
+        job = self.get(job_id)
+        job.update(fields)
+        self._write(job)
+        return job
+
+    def create(
+        self,
+        job_id: str,
+        dataset_id: str,
+        name: str,
+        source: dict[str, Any],
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Record a new job and queue it."""
+        job = {
+            "id": job_id,
+            "dataset_id": dataset_id,
+            "name": name,
+            "status": "queued",
+            "progress": {
+                "bytes_read": 0,
+                "bytes_total": source["bytes"],
+                "rows": 0,
+                "fraction": 0.0,
+            },
+            "error": None,
+            "created_at": utc_now(),
+            "started_at": None,
+            "finished_at": None,
+            "attempts": 0,
+            "source": source,
+            "options": options,
+        }
+        self._write(job)
+        self._enqueue(job_id)
+        return job
+
+    def delete(self, job_id: str) -> None:
+        """Forget a job that is not running (its record, queue marker and upload)."""
+        for marker in self._markers(job_id):
+            _unlink(self._queue / marker)
+        _unlink(self._path(job_id))
+        _unlink(self.store.upload_path(job_id))
+
+    # queue -----------------------------------------------------------------------------
+
+    def _enqueue(self, job_id: str) -> None:
+        (self._queue / f"{time.time_ns():020d}_{job_id}").touch()
+
+    def _markers(self, job_id: str) -> list[str]:
+        return [m for m in os.listdir(self._queue) if m.endswith("_" + job_id)]
+
+    def is_running(self, job_id: str) -> bool:
+        return (self._running / check_job_id(job_id)).exists()
+
+    def counts(self) -> dict[str, int]:
+        return {"queued": len(os.listdir(self._queue)), "running": len(os.listdir(self._running))}
+
+    def claim(self) -> Claim | None:
+        """Take the oldest queued job, or None if the queue is empty."""
+        for marker in sorted(os.listdir(self._queue)):
+            job_id = marker.partition("_")[2]
+            if not JOB_ID.fullmatch(job_id):
+                continue
+            lock_fd = self._try_lock(job_id)
+            if lock_fd is None:
+                continue
+            try:
+                os.rename(self._queue / marker, self._running / job_id)
+            except FileNotFoundError:  # another worker took it first
+                os.close(lock_fd)
+                continue
+            return Claim(job_id, lock_fd)
+        return None
+
+    def finish(self, claim: Claim, **fields: Any) -> None:
+        """Record the outcome of a claimed job, then give it up."""
+        self.update(claim.job_id, finished_at=utc_now(), **fields)
+        self.settle(claim)
+
+    def settle(self, claim: Claim) -> None:
+        """Give up a claimed job whose outcome is recorded: drop its marker and upload."""
+        _unlink(self._running / claim.job_id)
+        _unlink(self.store.upload_path(claim.job_id))
+        claim.release()
+
+    def requeue_or_fail(self, claim: Claim, attempts: int, why: str) -> None:
+        """After a sync died: queue it again, or fail it once it has had its attempts."""
+        job = self.get(claim.job_id)
+        if job["attempts"] >= attempts:
+            error = {
+                "code": "sync_interrupted",
+                "message": f"the sync was interrupted {job['attempts']} times ({why})",
+                "line": None,
+            }
+            self.finish(claim, status="failed", error=error)
+            return
+        self.update(claim.job_id, status="queued")
+        os.rename(
+            self._running / claim.job_id, self._queue / f"{time.time_ns():020d}_{claim.job_id}"
+        )
+        claim.release()
+
+    def _try_lock(self, job_id: str) -> int | None:
+        fd = os.open(self._locks / f"{job_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    # recovery --------------------------------------------------------------------------
+
+    def recover(self, attempts: int) -> list[str]:
+        """Requeue or fail jobs whose worker died; remove their half-written output.
+
+        Returns the ids of the jobs it found orphaned.
+        """
+        orphans = []
+        for job_id in os.listdir(self._running):
+            if not JOB_ID.fullmatch(job_id):
+                continue
+            lock_fd = self._try_lock(job_id)
+            if lock_fd is None:
+                continue  # its worker is alive
+            orphans.append(job_id)
+            self._sweep_tmp(job_id)
+            claim = Claim(job_id, lock_fd)
+            if self.store.is_ready("ds_" + job_id.removeprefix("job_")):
+                self.finish(claim, status="done")  # died after publishing, before recording
+            else:
+                self.requeue_or_fail(claim, attempts, "its worker stopped")
+        for entry in os.listdir(self.store.tmp):
+            job_id = "job_" + entry.partition(".")[0].removeprefix("ds_")
+            if JOB_ID.fullmatch(job_id) and not self.is_running(job_id):
+                self._sweep_tmp(job_id)
+        return orphans
+
+    def _sweep_tmp(self, job_id: str) -> None:
+        prefix = "ds_" + job_id.removeprefix("job_") + "."
+        for entry in os.listdir(self.store.tmp):
+            if entry.startswith(prefix):
+                shutil.rmtree(self.store.tmp / entry, ignore_errors=True)
+
+
+def job_error(exc: BaseException) -> dict[str, Any]:
+    """A job's ``error`` field for an exception that ended its sync."""
+    if isinstance(exc, RilletError):
+        return {"code": exc.code, "message": exc.message, "line": exc.extra.get("line")}
+    return {"code": "internal", "message": "the sync failed unexpectedly", "line": None}
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

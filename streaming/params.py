@@ -1,0 +1,132 @@
+"""Query parameters: the reserved words, and the page parameters every row route shares.
+
+Parameters are read and checked before a response starts, so a mistake is a 400 with the one
+error shape rather than a broken stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from streaming.encode import FORMATS
+from streaming.errors import BadRequest
+
+RESERVED = frozenset(
+    [
+        "limit",
+        "offset",
+        "cursor",
+        "columns",
+        "sort",
+        "format",
+        "count",
+        "q",
+        "dataset",
+        "metadata_only",
+        "by",
+        "agg",
+        "mark",
+        "x",
+        "y",
+        "color",
+        "aggregate",
+        "bins",
+    ]
+)
+# Reserved words whose features are not served yet; asking for them is a clear 400, not a
+# silently ignored parameter.
+NOT_YET = frozenset(["cursor", "sort", "q"])
+
+
+@dataclass(frozen=True)
+class Page:
+    limit: int
+    offset: int
+    columns: list[str] | None
+    format: str
+    count: bool
+
+
+def integer(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(
+            f"{name} must be a whole number, not {raw!r}", code="bad_parameter", parameter=name
+        ) from None
+    if not low <= value <= high:
+        raise BadRequest(
+            f"{name} must be between {low} and {high}, not {value}",
+            code="bad_parameter",
+            parameter=name,
+        )
+    return value
+
+
+def flag(query: Mapping[str, str], name: str) -> bool:
+    raw = query.get(name, "").lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise BadRequest(
+        f"{name} must be 1 or 0 (true or false), not {raw!r}", code="bad_parameter", parameter=name
+    )
+
+
+def columns(query: Mapping[str, str], names: Sequence[str]) -> list[str] | None:
+    raw = query.get("columns")
+    if not raw:
+        return None
+    wanted = [c.strip() for c in raw.split(",") if c.strip()]
+    known = set(names)
+    for name in wanted:
+        if name not in known:
+            raise BadRequest(
+                f"unknown column {name!r} in columns", code="unknown_column", column=name
+            )
+    return wanted
+
+
+def page(
+    query: Mapping[str, str],
+    names: Sequence[str],
+    page_max: int,
+    formats: Sequence[str] = FORMATS,
+    default_format: str = "json",
+) -> Page:
+    fmt = query.get("format") or default_format
+    if fmt not in formats:
+        raise BadRequest(
+            f"format must be one of {', '.join(formats)}, not {fmt!r}",
+            code="bad_parameter",
+            parameter="format",
+        )
+    return Page(
+        limit=integer(query, "limit", min(100, page_max), 1, page_max),
+        offset=integer(query, "offset", 0, 0, 2**62),
+        columns=columns(query, names),
+        format=fmt,
+        count=flag(query, "count"),
+    )
+
+
+def no_filters(query: Mapping[str, str], allowed: Sequence[str]) -> None:
+    """Reject parameters this route does not serve yet: filters and NOT_YET words."""
+    for name in query:
+        if name in allowed:
+            continue
+        if name in NOT_YET:
+            raise BadRequest(
+                f"{name} is not supported yet", code="unsupported_parameter", parameter=name
+            )
+        if name not in RESERVED:
+            raise BadRequest(
+                f"filters are not supported yet (parameter {name!r})",
+                code="unsupported_parameter",
+                parameter=name,
+            )

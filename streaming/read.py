@@ -1,0 +1,139 @@
+"""Reading a ready dataset: pages by the row index, and every row as a stream of blocks.
+
+A reader opens the dataset's files once and keeps their descriptors, so a dataset deleted
+while a response streams stays readable to that response (POSIX keeps an unlinked file until
+its last descriptor closes). Pages are found by the index in constant time whatever their
+depth; a stream yields blocks of whole lines of about BLOCK_BYTES, since waitress pays per
+chunk (a page yielded row by row measured about 4x slower).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from streaming.convert import INDEX_FILE, ROWS_FILE, SAMPLE_FILE, STATS_FILE
+from streaming.errors import NotFound, NotReady
+from streaming.index import RowIndex
+from streaming.jobs import Jobs
+from streaming.store import META_FILE, Store, check_dataset_id
+
+BLOCK_BYTES = 64 * 1024
+
+
+class Dataset:
+    """An open ready dataset. Use as a context manager, or call ``close``."""
+
+    def __init__(self, store: Store, dataset_id: str) -> None:
+        folder = store.dataset_dir(dataset_id)
+        try:
+            fds = [os.open(folder / name, os.O_RDONLY) for name in (META_FILE, ROWS_FILE)]
+        except FileNotFoundError:
+            raise NotFound(f"dataset {dataset_id!r} does not exist") from None
+        self.id = dataset_id
+        self.folder = folder
+        self._meta_fd, self._rows_fd = fds
+        self.meta_bytes = _read_all(self._meta_fd)
+        self.meta: dict[str, Any] = orjson.loads(self.meta_bytes)
+        self._index_fd = os.open(folder / INDEX_FILE, os.O_RDONLY)
+        self.index = RowIndex(self._index_fd)
+        self.names: list[str] = [c["name"] for c in self.meta["columns"]]
+        self.rows: int = self.meta["rows"]
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for fd in (self._meta_fd, self._rows_fd, self._index_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._meta_fd = self._rows_fd = self._index_fd = -1
+
+    def lines(self, start: int, stop: int) -> list[bytes]:
+        """The stored lines (JSON arrays) of rows ``[start, stop)``."""
+        begin, end = self.index.span(start, stop)
+        if end <= begin:
+            return []
+        return os.pread(self._rows_fd, end - begin, begin).splitlines()
+
+    def blocks(self) -> Iterator[bytes]:
+        """Every stored line, in blocks of whole lines of about BLOCK_BYTES."""
+        position, carry = 0, b""
+        while chunk := os.pread(self._rows_fd, BLOCK_BYTES, position):
+            position += len(chunk)
+            cut = chunk.rfind(b"\n") + 1
+            if cut == 0:
+                carry += chunk
+                continue
+            yield carry + chunk[:cut]
+            carry = chunk[cut:]
+        if carry:
+            yield carry
+
+    def stats_bytes(self) -> bytes:
+        return _read_file(self.folder / STATS_FILE)
+
+    def sample_lines(self) -> list[bytes]:
+        return _read_file(self.folder / SAMPLE_FILE).splitlines()
+
+
+def open_dataset(store: Store, jobs: Jobs, dataset_id: str) -> Dataset:
+    """Open a ready dataset; 404 if there is no such dataset, 409 if it is not ready yet."""
+    check_dataset_id(dataset_id)
+    try:
+        return Dataset(store, dataset_id)
+    except NotFound:
+        job = jobs.find(Store.job_of(dataset_id))
+        if job is None:
+            raise
+        if job["status"] == "failed":
+            message = (job.get("error") or {}).get("message", "")
+            raise NotReady(
+                f"dataset {dataset_id!r} failed to sync: {message}", code="dataset_failed"
+            ) from None
+        raise NotReady(
+            f"dataset {dataset_id!r} is {job['status']}; try again when it is ready",
+            status=job["status"],
+        ) from None
+
+
+def pending_meta(job: dict[str, Any]) -> dict[str, Any]:
+    """METADATA of a dataset whose sync has not (or not successfully) finished."""
+    status = {"queued": "queued", "running": "running", "failed": "failed"}.get(
+        job["status"], "running"
+    )
+    return {
+        "id": job["dataset_id"],
+        "name": job["name"],
+        "status": status,
+        "rows": None,
+        "columns": [],
+        "source": {
+            **job["source"],
+            "delimiter": job["options"].get("delimiter"),
+            "encoding": job["options"].get("encoding") or "utf-8",
+        },
+        "bytes": None,
+        "created_at": job["created_at"],
+        "ready_at": None,
+        "job": job["id"],
+        "error": job["error"],
+    }
+
+
+def _read_all(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    return os.pread(fd, size, 0)
+
+
+def _read_file(path: os.PathLike[str]) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()

@@ -1,0 +1,312 @@
+"""Fixed-size summaries of a column: distinct counts, quantiles, frequent values, a row sample.
+
+Each sketch takes values a batch at a time (``update(values)``), so its per-value work runs in
+C builtins (``sorted``, ``Counter``, ``map``) rather than a Python loop, and each holds a fixed
+amount of memory whatever the number of values it sees:
+
+- ``ValueCounts``: exact counts while a column has at most ``EXACT_LIMIT`` distinct values;
+  beyond, a HyperLogLog with 2**14 one-byte registers (16 KiB; relative standard error
+  1.04/sqrt(2**14) = 0.81%) for the distinct count and Misra–Gries with 64 counters for the
+  most frequent values: each reported count is at most ``top_error`` below the true count, the
+  total decrement applied, itself at most n / 65.
+- ``QuantileSketch``: the exact values up to ``EXACT_LIMIT``, then a KLL sketch (Karnin, Lang,
+  Liberty 2016) with k = 200: normalized rank error 1.33% for a rank or quantile and 1.66% for
+  a histogram, each at 99% confidence (the bounds Apache DataSketches publishes for k = 200).
+- ``Reservoir``: a uniform sample of k items (Li's Algorithm L), for charts and insights.
+
+Hashes (``hash64``): SipHash for strings, whose per-process salt means a string column's
+distinct estimate above the exact limit can differ between two runs by a fraction of its error
+bound; a deterministic 64-bit finalizer over Python's hash for numbers. (Plain Fibonacci
+hashing and the tuple hash are too regular on consecutive integers: both measured 20–90% off.)
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Hashable, Iterable, Sequence
+from itertools import accumulate, compress, repeat
+from operator import and_, mul, rshift, xor
+from typing import Any
+
+EXACT_LIMIT = 4096
+_MASK64 = (1 << 64) - 1
+
+
+_MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xD6E8FEB86659FD93  # odd 64-bit constants
+
+
+def hash64(values: Iterable[Hashable]) -> list[int]:
+    """64-bit hashes of values, computed in C.
+
+    Strings use Python's SipHash, salted per process so that a crafted upload cannot flood the
+    sketches' dicts. Numbers' own hashes are far too regular (consecutive integers hash to
+    consecutive integers), so they get a multiply–xorshift–multiply finalizer in the manner of
+    MurmurHash3's fmix64, deterministic across runs.
+    """
+    values = list(values)
+    if values and isinstance(values[0], str):
+        return list(map(and_, map(hash, values), repeat(_MASK64)))
+    h = list(map(and_, map(mul, map(hash, values), repeat(_MIX1)), repeat(_MASK64)))
+    return list(
+        map(and_, map(mul, map(xor, h, map(rshift, h, repeat(32))), repeat(_MIX2)), repeat(_MASK64))
+    )
+
+
+class HyperLogLog:
+    """Distinct count estimate in 2**14 one-byte registers."""
+
+    P = 14
+    RELATIVE_ERROR = 1.04 / math.sqrt(1 << P)
+    _RANK_BITS = 64 - P
+
+    def __init__(self) -> None:
+        # A hash's high P bits pick the register; its low bits w give the rank, 51 minus w's
+        # bit length. Each register keeps the smallest bit length seen (the largest rank).
+        self._registers = bytearray([self._RANK_BITS + 1]) * (1 << self.P)
+        self._limit = 1 << self._RANK_BITS
+
+    def update(self, hashes: list[int]) -> None:
+        registers = self._registers
+        shift, low = self._RANK_BITS, (1 << self._RANK_BITS) - 1
+        # A hash whose low bits reach 2**(the largest bit length kept) cannot lower any
+        # register: skip it in C. Past a few hundred thousand values most hashes are skipped.
+        for h in compress(hashes, map(self._limit.__gt__, map(and_, hashes, repeat(low)))):
+            slot, length = h >> shift, (h & low).bit_length()
+            if length < registers[slot]:
+                registers[slot] = length
+        self._limit = 1 << max(registers)
+
+    def estimate(self) -> int:
+        registers = self._registers
+        m = len(registers)
+        top = self._RANK_BITS + 1
+        raw = (
+            0.7213
+            / (1 + 1.079 / m)
+            * m
+            * m
+            / math.fsum(2.0 ** (length - top) for length in registers)
+        )
+        zeros = registers.count(top)
+        # Linear counting is the more accurate estimator while empty registers remain in
+        # numbers (below about 3m distinct values); raw HyperLogLog above.
+        if zeros and raw <= 3 * m:
+            return round(m * math.log(m / zeros))
+        return round(raw)
+
+
+class ValueCounts:
+    """Distinct count and most frequent values of a column.
+
+    Exact, in a Counter, while the column has at most EXACT_LIMIT distinct values. Beyond,
+    a HyperLogLog counts distinct values and Misra–Gries keeps COUNTERS frequent ones, whose
+    counts are low by at most ``top_error``.
+    """
+
+    COUNTERS = 64
+
+    def __init__(self) -> None:
+        self._exact: Counter[Hashable] | None = Counter()
+        self._counts: dict[Hashable, int] = {}
+        self._hll: HyperLogLog | None = None
+        self.top_error = 0
+
+    @property
+    def exact(self) -> bool:
+        return self._exact is not None
+
+    def update(self, values: Iterable[Hashable]) -> None:
+        if self._exact is not None:
+            self._exact.update(values)  # counted in C
+            if len(self._exact) <= EXACT_LIMIT:
+                return
+            batch, self._exact = self._exact, None
+            self._hll = HyperLogLog()
+        else:
+            batch = Counter(values)
+        assert self._hll is not None
+        self._hll.update(hash64(batch))
+        self._merge(batch)
+
+    def _merge(self, batch: Counter[Hashable]) -> None:
+        """Mergeable Misra–Gries (Agarwal et al. 2012) with the batch's counts."""
+        k, counts = self.COUNTERS, self._counts
+        floor = 0
+        if len(batch) > k + 1:
+            # At least k + 1 values reach `floor`, so the cut below is at least `floor`: a
+            # value new to the summary with a count up to `floor` would be dropped anyway.
+            ranked = sorted(batch.values(), reverse=True)
+            floor = ranked[k]
+            kept = {v: batch[v] for v in batch.keys() & counts.keys()}
+            if ranked[0] > floor:
+                kept.update((v, c) for v, c in batch.items() if c > floor)
+            batch = Counter(kept)
+        for value, count in batch.items():
+            counts[value] = counts.get(value, 0) + count
+        cut = floor
+        if len(counts) > k:
+            cut = max(cut, heapq.nlargest(k + 1, counts.values())[-1])
+        if cut:
+            self.top_error += cut
+            self._counts = {v: c - cut for v, c in counts.items() if c > cut}
+
+    def distinct(self) -> int:
+        if self._exact is not None:
+            return len(self._exact)
+        assert self._hll is not None
+        return self._hll.estimate()
+
+    def top(self, limit: int = 10) -> list[tuple[Hashable, int]]:
+        counts = self._exact if self._exact is not None else self._counts
+        return heapq.nsmallest(limit, counts.items(), key=_by_count_then_value)
+
+
+def _by_count_then_value(item: tuple[Any, int]) -> tuple[int, str]:
+    return (-item[1], str(item[0]))
+
+
+class QuantileSketch:
+    """Quantiles and histograms: exact up to EXACT_LIMIT values, a KLL sketch beyond."""
+
+    K = 200
+    RANK_ERROR = 2.296 / K**0.9723  # a quantile or rank, 99% confidence
+    HISTOGRAM_ERROR = 2.446 / K**0.9433  # each bin's share of the total, 99% confidence
+    _MIN_CAPACITY = 8
+    _DECAY = 2 / 3
+
+    def __init__(self, seed: int = 0) -> None:
+        self.n = 0
+        self._levels: list[list[Any]] = [[]]
+        self._compacted = False
+        self._random = random.Random(seed)
+
+    @property
+    def exact(self) -> bool:
+        return not self._compacted
+
+    def update(self, values: Sequence[Any]) -> None:
+        self.n += len(values)
+        self._levels[0].extend(values)
+        if self._compacted or len(self._levels[0]) > EXACT_LIMIT:
+            self._compacted = True
+            self._compress()
+
+    def _capacity(self, level: int) -> int:
+        depth = len(self._levels) - 1 - level
+        return max(self._MIN_CAPACITY, math.ceil(self.K * self._DECAY**depth))
+
+    def _compress(self) -> None:
+        while sum(map(len, self._levels)) > sum(map(self._capacity, range(len(self._levels)))):
+            for level, items in enumerate(self._levels):
+                if len(items) >= self._capacity(level):
+                    self._compact(level)
+                    break
+
+    def _compact(self, level: int) -> None:
+        """Sort a level and promote every other item (random parity) one level up."""
+        items = sorted(self._levels[level])
+        if level + 1 == len(self._levels):
+            self._levels.append([])
+        # An odd item out stays behind so that the promoted half has exactly twice the weight.
+        keep = [items.pop()] if len(items) % 2 else []
+        offset = self._random.getrandbits(1)
+        self._levels[level + 1].extend(items[offset::2])
+        self._levels[level] = keep
+
+    def _weighted(self) -> tuple[list[Any], list[int]]:
+        """All retained items in order, with their cumulative weights."""
+        pairs = sorted(
+            (item, 1 << level) for level, items in enumerate(self._levels) for item in items
+        )
+        items = [item for item, _ in pairs]
+        return items, list(accumulate(weight for _, weight in pairs))
+
+    def quantiles(self, fractions: Sequence[float]) -> list[Any]:
+        """Nearest-rank quantiles: the smallest value whose rank reaches ``q * n``."""
+        items, cumulative = self._weighted()
+        if not items:
+            return [None] * len(fractions)
+        total = cumulative[-1]
+        out = []
+        for q in fractions:
+            target = max(1, math.ceil(q * total))
+            out.append(items[min(bisect_left(cumulative, target), len(items) - 1)])
+        return out
+
+    def histogram(self, low: float, high: float, bins: int, integral: bool) -> list[dict[str, Any]]:
+        """Equal-width bins over [low, high], the last one closed; counts scaled to ``n``."""
+        items, cumulative = self._weighted()
+        if not items:
+            return []
+        if integral:
+            bins = max(1, min(bins, int(high - low) + 1))
+            width: float = math.ceil((high - low + 1) / bins)
+        else:
+            width = (high - low) / bins if high > low else 1.0
+            if high == low:
+                bins = 1
+        edges = [low + width * i for i in range(bins)] + [high]
+        total = cumulative[-1]
+        counts = [0] * bins
+        for item, weight in zip(items, _differences(cumulative)):
+            slot = min(int((item - low) // width), bins - 1) if width else 0
+            counts[slot] += weight
+        scaled = _round_to_total([c * self.n / total for c in counts], self.n)
+        return [{"start": edges[i], "end": edges[i + 1], "count": scaled[i]} for i in range(bins)]
+
+
+def _differences(cumulative: list[int]) -> list[int]:
+    return [b - a for a, b in zip([0, *cumulative], cumulative)]
+
+
+def _round_to_total(shares: list[float], total: int) -> list[int]:
+    """Round shares to whole numbers that add up to ``total`` (largest remainders first)."""
+    floors = [math.floor(s) for s in shares]
+    short = total - sum(floors)
+    order = sorted(range(len(shares)), key=lambda i: floors[i] - shares[i])
+    for i in order[: max(0, short)]:
+        floors[i] += 1
+    return floors
+
+
+class Reservoir:
+    """A uniform sample of ``size`` items from a stream (Algorithm L, Li 1994)."""
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size = size
+        self.items: list[Any] = []
+        self.seen = 0
+        self._random = random.Random(seed)
+        self._w = 1.0
+        self._next = size - 1  # stream index of the next item to take once the sample is full
+
+    def update(self, items: Sequence[Any]) -> None:
+        start = self.seen
+        self.seen += len(items)
+        fill = min(len(items), self.size - len(self.items))
+        if fill > 0:
+            self.items.extend(items[:fill])
+            if len(self.items) == self.size:
+                self._advance()
+        while self._next < self.seen:
+            self.items[self._random.randrange(self.size)] = items[self._next - start]
+            self._advance()
+
+    def _advance(self) -> None:
+        rnd = self._random.random
+        self._w *= math.exp(math.log(rnd() or 1e-300) / self.size)
+        self._next += int(math.log(rnd() or 1e-300) / math.log(1.0 - self._w)) + 1
+
+
+__all__ = [
+    "EXACT_LIMIT",
+    "HyperLogLog",
+    "QuantileSketch",
+    "Reservoir",
+    "ValueCounts",
+    "hash64",
+]

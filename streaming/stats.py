@@ -1,0 +1,200 @@
+"""Running statistics of a column, fed one batch of typed values at a time.
+
+Exact where it is cheap: count, nulls, min, max, sum, mean and the sample standard deviation.
+Integer columns keep exact integer sums of values and squares, so their variance is the exact
+rational ``(n·Σx² − (Σx)²) / (n(n−1))``. Number columns merge each batch's count, mean and
+squared deviations into the running ones with Chan et al.'s pairwise form of Welford's update,
+and sum with ``math.fsum`` per batch and Shewchuk's exact partials across batches.
+
+Sketched where it is not (see ``streaming.sketches``): distinct count, top values, quantiles and
+the histogram, each in fixed memory, reported with ``approximate`` and ``error_bounds`` once
+they are estimates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from operator import mul
+from typing import Any
+
+from streaming.coerce import NUMERIC
+from streaming.sketches import HyperLogLog, QuantileSketch, ValueCounts
+
+QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
+HISTOGRAM_BINS = 20
+TOP_VALUES = 10
+TOP_MAX_LENGTH = 256  # longer strings are counted everywhere but never listed as top values
+
+
+class ColumnStats:
+    """Statistics of one column of one type; ``update`` takes a batch, ``result`` reports."""
+
+    def __init__(self, kind: str, nulls: int = 0) -> None:
+        self.kind = kind
+        self.count = 0
+        self.nulls = nulls
+        self.values = ValueCounts()
+        self.low: Any = None
+        self.high: Any = None
+        if kind in NUMERIC:
+            self.numeric: NumericMoments | None = NumericMoments(kind == "integer")
+            self.quantiles: QuantileSketch | None = QuantileSketch()
+        else:
+            self.numeric = None
+            self.quantiles = None
+        self.min_length: int | None = None
+        self.max_length: int | None = None
+
+    def update(self, values: Sequence[Any], nulls: int) -> None:
+        """Add a batch of non-null typed values and the number of nulls beside them."""
+        self.nulls += nulls
+        if not values:
+            return
+        self.count += len(values)
+        if self.kind == "string":
+            lengths = list(map(len, values))
+            self._lengths(min(lengths), max(lengths))
+            if max(lengths) > TOP_MAX_LENGTH:
+                # Counted by hash: a long text costs a fixed few bytes and is never listed.
+                self.values.update([v if len(v) <= TOP_MAX_LENGTH else hash(v) for v in values])
+            else:
+                self.values.update(values)
+        else:
+            self.values.update(values)
+        if self.kind == "datetime":
+            # ISO text orders by time only at one precision: "…:00Z" sorts after "…:00.5Z".
+            self._extremes(min(values, key=_moment), max(values, key=_moment))
+        elif self.kind in ("integer", "number", "date"):
+            self._extremes(min(values), max(values))
+        if self.numeric is not None and self.quantiles is not None:
+            self.numeric.update(values)
+            self.quantiles.update(values)
+
+    def _top(self) -> list[dict[str, Any]]:
+        pairs = self.values.top(TOP_VALUES + 1 if self.kind == "string" else TOP_VALUES)
+        if self.kind == "string":  # drop a hashed long text
+            pairs = [(v, c) for v, c in pairs if not isinstance(v, int)][:TOP_VALUES]
+        return [{"value": v, "count": c} for v, c in pairs]
+
+    def _extremes(self, low: Any, high: Any) -> None:
+        key = _moment if self.kind == "datetime" else None
+        if self.low is None:
+            self.low, self.high = low, high
+        elif key is None:
+            self.low, self.high = min(self.low, low), max(self.high, high)
+        else:
+            self.low, self.high = min(self.low, low, key=key), max(self.high, high, key=key)
+
+    def _lengths(self, shortest: int, longest: int) -> None:
+        if self.min_length is None or self.max_length is None:
+            self.min_length, self.max_length = shortest, longest
+        else:
+            self.min_length = min(self.min_length, shortest)
+            self.max_length = max(self.max_length, longest)
+
+    def result(self) -> dict[str, Any]:
+        """The STATS object of the API (``GET /datasets/ID/stats``)."""
+        out: dict[str, Any] = {
+            "type": self.kind,
+            "count": self.count,
+            "nulls": self.nulls,
+            "distinct": self.values.distinct(),
+            "distinct_exact": self.values.exact,
+            "top": self._top(),
+        }
+        bounds: dict[str, float] = {}
+        if not self.values.exact:
+            bounds["distinct"] = round(HyperLogLog.RELATIVE_ERROR, 4)
+            bounds["top"] = self.values.top_error
+        if self.kind in ("integer", "number", "date", "datetime"):
+            out["min"], out["max"] = self.low, self.high
+        if self.numeric is not None and self.quantiles is not None:
+            out.update(self.numeric.result())
+            sketch = self.quantiles
+            picks = sketch.quantiles(list(QUANTILES.values()))
+            out["quantiles"] = dict(zip(QUANTILES, picks)) if self.count else None
+            out["histogram"] = (
+                sketch.histogram(self.low, self.high, HISTOGRAM_BINS, self.kind == "integer")
+                if self.count
+                else []
+            )
+            if not sketch.exact:
+                bounds["quantiles"] = round(QuantileSketch.RANK_ERROR, 4)
+                bounds["histogram"] = round(QuantileSketch.HISTOGRAM_ERROR, 4)
+        if self.kind == "string":
+            out["min_length"], out["max_length"] = self.min_length, self.max_length
+        out["approximate"] = bool(bounds)
+        if bounds:
+            out["error_bounds"] = bounds
+        return out
+
+
+def _moment(text: str) -> str:
+    """A sort key for canonical datetime text that ignores its fractional-second width."""
+    zulu = text.endswith("Z")
+    body = text[:-1] if zulu else text
+    if "." not in body:
+        body += ".000000"
+    return body
+
+
+class NumericMoments:
+    """Exact sum, mean and sample standard deviation of numbers seen in batches."""
+
+    def __init__(self, integral: bool) -> None:
+        self.integral = integral
+        self.n = 0
+        self.total = 0  # exact integer sum (integer columns)
+        self.squares = 0  # exact integer sum of squares (integer columns)
+        self.partials: list[float] = []  # Shewchuk partials of the sum (number columns)
+        self.mean = 0.0
+        self.m2 = 0.0  # sum of squared deviations from the mean (number columns)
+
+    def update(self, values: Sequence[Any]) -> None:
+        n = len(values)
+        if self.integral:
+            self.total += sum(values)
+            self.squares += sum(map(mul, values, values))
+            self.n += n
+            return
+        batch_sum = math.fsum(values)
+        batch_mean = batch_sum / n
+        deviations = [v - batch_mean for v in values]
+        batch_m2 = math.fsum(map(mul, deviations, deviations))
+        _add_partial(self.partials, batch_sum)
+        total = self.n + n
+        delta = batch_mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += batch_m2 + delta * delta * self.n * n / total
+        self.n = total
+
+    def result(self) -> dict[str, Any]:
+        n = self.n
+        if n == 0:
+            return {"sum": 0, "mean": None, "stddev": None}
+        if self.integral:
+            spread = n * self.squares - self.total * self.total  # n(n-1)·variance, exactly
+            stddev = math.sqrt(spread / (n * (n - 1))) if n > 1 else None
+            total: int | float = self.total
+            if not -(2**63) <= total < 2**63:
+                total = float(total)  # JSON encoders stop at 64 bits
+            return {"sum": total, "mean": self.total / n, "stddev": stddev}
+        stddev = math.sqrt(max(self.m2, 0.0) / (n - 1)) if n > 1 else None
+        total_sum = math.fsum(self.partials)
+        return {"sum": total_sum, "mean": total_sum / n, "stddev": stddev}
+
+
+def _add_partial(partials: list[float], x: float) -> None:
+    """Add x to Shewchuk's non-overlapping partials (the algorithm behind math.fsum)."""
+    i = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        hi = x + y
+        lo = y - (hi - x)
+        if lo:
+            partials[i] = lo
+            i += 1
+        x = hi
+    partials[i:] = [x]

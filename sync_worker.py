@@ -1,0 +1,268 @@
+"""The sync worker: turns queued uploads into datasets.
+
+Three ways to run it::
+
+    python sync_worker.py                          # the worker loop (the Procfile's `worker`)
+    python sync_worker.py FILE.csv --out DIR       # convert one file, progress bar on stderr
+    python sync_worker.py --job JOB                # one claimed job (the loop starts these)
+
+The server runs the same loop in a thread unless SYNC_WORKER=off. Either way the loop claims a
+job and converts it in a child process: a sync is CPU-bound Python, and in its own process it
+neither holds the server's GIL nor adds to the server's memory, and if it dies (killed, out of
+memory) the loop sees it and queues the job again or fails it. The loop holds the job's lock
+while the child works, so a worker that dies whole leaves a lock the kernel frees, and the next
+worker to start finds the job in ``recover``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from streaming.convert import FIELD_LIMIT, ROWS_FILE, convert_csv
+from streaming.errors import RilletError
+from streaming.jobs import Claim, Jobs, job_error
+from streaming.settings import Settings
+from streaming.store import Store, utc_now
+
+log = logging.getLogger("rillet.worker")
+POLL_SECONDS = 0.5
+RECOVER_SECONDS = 30.0
+PROGRESS_SECONDS = 0.5
+
+
+class Worker:
+    """Claims queued jobs and runs each in a child process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.data_dir)
+        self.jobs = Jobs(self.store)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def wake(self) -> None:
+        """Look at the queue now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run_forever(self) -> None:
+        last_recover = 0.0
+        while not self._stop.is_set():
+            if time.monotonic() - last_recover > RECOVER_SECONDS:
+                self.recover()
+                last_recover = time.monotonic()
+            claim = self.jobs.claim()
+            if claim is None:
+                self._wake.wait(POLL_SECONDS)
+                self._wake.clear()
+                continue
+            try:
+                self.run_claimed(claim)
+            except Exception:  # the loop must outlive any one job
+                log.exception("worker: job %s could not be run", claim.job_id)
+
+    def recover(self) -> None:
+        for job_id in self.jobs.recover(self.settings.sync_attempts):
+            log.warning("worker: recovered job %s from a worker that stopped", job_id)
+        self.store.empty_trash()
+
+    def run_claimed(self, claim: Claim) -> None:
+        job = self.jobs.find(claim.job_id)
+        if job is None:  # deleted between its queueing and its claim
+            self.jobs.settle(claim)
+            return
+        self.jobs.update(
+            claim.job_id, status="running", started_at=utc_now(), attempts=job["attempts"] + 1
+        )
+        env = dict(
+            os.environ,
+            DATA_DIR=str(self.settings.data_dir),
+            CSV_FIELD_LIMIT_KB=str(self.settings.csv_field_limit_kb),
+        )
+        child = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--job", claim.job_id],
+            env=env,
+            check=False,
+        )
+        record = self.jobs.find(claim.job_id)
+        if record is None or record["status"] in ("done", "failed"):
+            self.jobs.settle(claim)
+        else:
+            why = f"its process exited with code {child.returncode}"
+            log.warning("worker: sync of %s stopped: %s", claim.job_id, why)
+            self.jobs.requeue_or_fail(claim, self.settings.sync_attempts, why)
+
+
+def sync_job(settings: Settings, job_id: str) -> None:
+    """Convert a claimed job's upload and publish the dataset; record done or failed."""
+    store = Store(settings.data_dir)
+    jobs = Jobs(store)
+    job = jobs.get(job_id)
+    dataset_id = job["dataset_id"]
+    tmp = store.new_tmp_dir(dataset_id)
+    total = job["source"]["bytes"]
+    report = _Throttle(PROGRESS_SECONDS)
+
+    def progress(bytes_read: int, rows: int) -> None:
+        if report.due():
+            fraction = round(min(1.0, bytes_read / total), 4) if total else 1.0
+            jobs.update(
+                job_id,
+                progress={
+                    "bytes_read": bytes_read,
+                    "bytes_total": total,
+                    "rows": rows,
+                    "fraction": fraction,
+                },
+            )
+
+    try:
+        conversion = convert_csv(
+            store.upload_path(job_id),
+            tmp,
+            delimiter=job["options"].get("delimiter"),
+            encoding=job["options"].get("encoding"),
+            progress=progress,
+            field_limit=settings.csv_field_limit_kb * 1024,
+        )
+        meta = {
+            "id": dataset_id,
+            "name": job["name"],
+            "status": "ready",
+            "rows": conversion.rows,
+            "columns": conversion.columns,
+            "source": {
+                **job["source"],
+                "delimiter": conversion.delimiter,
+                "encoding": conversion.encoding,
+            },
+            "bytes": sum(f.stat().st_size for f in tmp.iterdir()),
+            "created_at": job["created_at"],
+            "ready_at": utc_now(),
+        }
+        store.publish(tmp, dataset_id, meta)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(exc, RilletError):
+            log.exception("sync of %s failed", job_id)
+        jobs.update(job_id, status="failed", error=job_error(exc), finished_at=utc_now())
+        return
+    jobs.update(
+        job_id,
+        status="done",
+        finished_at=utc_now(),
+        progress={
+            "bytes_read": total,
+            "bytes_total": total,
+            "rows": conversion.rows,
+            "fraction": 1.0,
+        },
+    )
+
+
+class _Throttle:
+    """True at most once per ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.last = 0.0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last >= self.seconds:
+            self.last = now
+            return True
+        return False
+
+
+def convert_one(source: Path, out: Path, delimiter: str | None, encoding: str | None) -> int:
+    """The command-line conversion of one file, with a progress bar on stderr."""
+    out.mkdir(parents=True, exist_ok=True)
+    total = source.stat().st_size
+    started = time.monotonic()
+    bar = _Throttle(0.1)
+
+    def progress(bytes_read: int, rows: int) -> None:
+        if bar.due():
+            _draw(bytes_read, total, rows, time.monotonic() - started)
+
+    try:
+        conversion = convert_csv(
+            source,
+            out,
+            delimiter=delimiter,
+            encoding=encoding,
+            progress=progress,
+            field_limit=FIELD_LIMIT,
+        )
+    except RilletError as exc:
+        sys.stderr.write(f"\n{source}: {exc.message}\n")
+        return 1
+    elapsed = time.monotonic() - started
+    _draw(total, total, conversion.rows, elapsed)
+    size = (out / ROWS_FILE).stat().st_size
+    sys.stderr.write(
+        f"\n{conversion.rows:,} rows, {len(conversion.columns)} columns -> {out} "
+        f"({size / 2**20:.1f} MiB) in {elapsed:.1f} s\n"
+    )
+    return 0
+
+
+def _draw(done: int, total: int, rows: int, elapsed: float) -> None:
+    fraction = done / total if total else 1.0
+    filled = int(fraction * 30)
+    sys.stderr.write(
+        f"\r[{'#' * filled}{'.' * (30 - filled)}] {fraction:6.1%} "
+        f"{done / 2**20:8.1f}/{total / 2**20:.1f} MiB {rows:>12,} rows {elapsed:6.1f} s"
+    )
+    sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", nargs="?", type=Path, help="a CSV file to convert once")
+    parser.add_argument("--out", type=Path, help="output directory for FILE")
+    parser.add_argument("--delimiter", help="field delimiter (sniffed when absent)")
+    parser.add_argument("--encoding", help="text encoding (default utf-8; a BOM is honoured)")
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.file is not None:
+        if args.out is None:
+            parser.error("FILE needs --out DIR")
+        return convert_one(args.file, args.out, args.delimiter, args.encoding)
+    settings = Settings.from_env()
+    if args.job:
+        sync_job(settings, args.job)
+        return 0
+    worker = Worker(settings)
+    log.info("worker: watching %s", settings.data_dir)
+    try:
+        worker.run_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def run_in_thread(settings: Settings) -> Worker:
+    """Start the worker loop in daemon threads (SYNC_CONCURRENCY of them) of this process."""
+    worker = Worker(settings)
+    worker.recover()
+    for n in range(settings.sync_concurrency):
+        threading.Thread(target=worker.run_forever, name=f"sync-worker-{n}", daemon=True).start()
+    return worker
+
+
+if __name__ == "__main__":
+    sys.exit(main())
