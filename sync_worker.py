@@ -78,13 +78,10 @@ class Worker:
         self.store.empty_trash()
 
     def run_claimed(self, claim: Claim) -> None:
-        job = self.jobs.find(claim.job_id)
-        if job is None:  # deleted between its queueing and its claim
+        if self.jobs.find(claim.job_id) is None:  # deleted between its queueing and its claim
             self.jobs.settle(claim)
             return
-        self.jobs.update(
-            claim.job_id, status="running", started_at=utc_now(), attempts=job["attempts"] + 1
-        )
+        self.jobs.start(claim)
         env = dict(
             os.environ,
             DATA_DIR=str(self.settings.data_dir),

@@ -148,6 +148,12 @@ class Jobs:
             return Claim(job_id, lock_fd)
         return None
 
+    def start(self, claim: Claim) -> dict[str, Any]:
+        """Mark a claimed job running and count the attempt."""
+        job = self.get(claim.job_id)
+        return self.update(claim.job_id, status="running", started_at=utc_now(),
+                           attempts=job["attempts"] + 1)
+
     def finish(self, claim: Claim, **fields: Any) -> None:
         """Record the outcome of a claimed job, then give it up."""
         self.update(claim.job_id, finished_at=utc_now(), **fields)

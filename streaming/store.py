@@ -104,15 +104,15 @@ class Store:
         return sum(1 for n in os.listdir(self.datasets) if DATASET_ID.fullmatch(n))
 
     def latest_ready(self) -> str | None:
-        """The most recently completed dataset."""
-        best: tuple[str, str] | None = None
+        """The most recently completed dataset (its meta.json is written as it is published)."""
+        best: tuple[int, str] | None = None
         for dataset_id in self.ready_ids():
-            raw = self.meta_bytes(dataset_id)
-            if raw is None:
+            try:
+                stamp = os.stat(self.datasets / dataset_id / META_FILE).st_mtime_ns
+            except FileNotFoundError:
                 continue
-            ready_at = orjson.loads(raw).get("ready_at") or ""
-            if best is None or (ready_at, dataset_id) > best:
-                best = (ready_at, dataset_id)
+            if best is None or (stamp, dataset_id) > best:
+                best = (stamp, dataset_id)
         return best[1] if best else None
 
     def new_tmp_dir(self, dataset_id: str) -> Path:

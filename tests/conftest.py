@@ -1,0 +1,136 @@
+"""Shared fixtures: an app in-process over httpx's WSGI transport, a real server, a worker."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server import Rillet, create_app
+from streaming.jobs import Jobs
+from streaming.settings import Settings
+from sync_worker import sync_job
+
+ROOT = Path(__file__).resolve().parent.parent
+READ_KEY = "test-read-key"
+WRITE_KEY = "test-write-key"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings.from_env(
+        {},
+        data_dir=tmp_path / "data",
+        api_keys=f"{READ_KEY}:read,{WRITE_KEY}:write",
+        sync_worker=False,
+        page_max=1000,
+    )
+
+
+@pytest.fixture
+def rillet(settings: Settings) -> Rillet:
+    return Rillet(settings)
+
+
+@pytest.fixture
+def client(rillet: Rillet) -> Iterator[httpx.Client]:
+    transport = httpx.WSGITransport(app=create_app(rillet))
+    with httpx.Client(transport=transport, base_url="http://rillet.test",
+                      headers={"X-API-Key": WRITE_KEY}) as c:
+        yield c
+
+
+def run_queued_jobs(rillet: Rillet) -> int:
+    """Sync every queued job in this process (the worker loop does it in a child process)."""
+    jobs: Jobs = rillet.jobs
+    done = 0
+    while (claim := jobs.claim()) is not None:
+        jobs.start(claim)
+        sync_job(rillet.settings, claim.job_id)
+        jobs.settle(claim)
+        done += 1
+    return done
+
+
+def upload(client: httpx.Client, rillet: Rillet, text: str, name: str = "t.csv",
+           **params: str) -> str:
+    """Upload CSV text, sync it, and return the dataset id."""
+    response = client.post("/datasets", params=params,
+                           files={"file": (name, text.encode("utf-8"), "text/csv")})
+    assert response.status_code == 202, response.text
+    run_queued_jobs(rillet)
+    dataset_id: str = response.json()["dataset"]["id"]
+    return dataset_id
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError("condition not met in time")
+
+
+class RunningServer:
+    def __init__(self, process: subprocess.Popen[str], base_url: str, data_dir: Path) -> None:
+        self.process = process
+        self.base_url = base_url
+        self.data_dir = data_dir
+
+
+def start_server(data_dir: Path, **env: str) -> RunningServer:
+    """Start ``python server.py`` on a free port of 127.0.0.1 and wait until it answers."""
+    port = free_port()
+    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(data_dir),
+                **env}
+    process = subprocess.Popen([sys.executable, str(ROOT / "server.py")], cwd=ROOT, env=full_env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base_url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {process.stdout.read() if process.stdout else ''}")
+        try:
+            return httpx.get(base_url + "/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(up)
+    return RunningServer(process, base_url, data_dir)
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    """Stop a process (if it still runs) and return what it printed."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        out, _ = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+    return out or ""
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RunningServer]:
+    running = start_server(tmp_path / "data", API_KEYS=f"{READ_KEY}:read,{WRITE_KEY}:write",
+                           MAX_UPLOAD_MB="2")
+    try:
+        yield running
+    finally:
+        stop(running.process)
