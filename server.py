@@ -14,7 +14,9 @@ the only place that writes an error response.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -51,6 +53,12 @@ class Rillet:
         self.keys = KeyRing(settings.data_dir / "keys.json", settings.api_keys)
         self.wake = wake
         self.started = time.monotonic()
+        self.open_streams = 0  # responses streaming right now (exports)
+        self._streams_lock = threading.Lock()
+
+    def stream_opened(self, delta: int) -> None:
+        with self._streams_lock:
+            self.open_streams += delta
 
 
 class ErrorsAndAuth:
@@ -128,6 +136,9 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
                     "version": VERSION,
                     "datasets": store.count_ready(),
                     "jobs": jobs.counts(),
+                    "rss_bytes": _rss_bytes(),
+                    "uptime_seconds": round(time.monotonic() - rillet.started, 1),
+                    "open_streams": rillet.open_streams,
                 }
             )
         )
@@ -233,7 +244,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         return _rows(rillet, dataset_id, query, "/fetch-data", {"dataset": dataset_id})
 
     @app.get("/datasets/<dataset_id>/export", scope="read")
-    def export(dataset_id: str) -> Iterator[bytes]:
+    def export(dataset_id: str) -> _Stream:
         query = bottle.request.query
         params.no_filters(query, ("format", "columns"))
         fmt = query.get("format") or "csv"
@@ -252,7 +263,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         bottle.response.content_type = MEDIA_TYPES[fmt]
         filename = f"{dataset.meta['name'].rsplit('.', 1)[0] or dataset_id}.{fmt}"
         bottle.response.set_header("Content-Disposition", _attachment(filename))
-        return _closing(stream(projection, fmt, dataset.blocks()), dataset)
+        return _Stream(stream(projection, fmt, dataset.blocks()), dataset, rillet)
 
     @app.get("/datasets/<dataset_id>/stats", scope="read")
     def stats(dataset_id: str) -> bytes:
@@ -348,12 +359,40 @@ def _rows(rillet: Rillet, dataset_id: str, query: Any, path: str, keep: dict[str
         return ndjson(projection, lines)
 
 
-def _closing(chunks: Iterator[bytes], dataset: Dataset) -> Iterator[bytes]:
-    """Stream chunks, closing the dataset when done or when the client goes away."""
+class _Stream:
+    """A streamed response that closes its dataset when done or when the client goes away.
+
+    The WSGI server calls ``close`` in both cases, even when the stream never started, which a
+    generator's ``finally`` would miss.
+    """
+
+    def __init__(self, chunks: Iterator[bytes], dataset: Dataset, rillet: Rillet) -> None:
+        self._chunks = chunks
+        self._dataset = dataset
+        self._rillet = rillet
+        self._open = True
+        rillet.stream_opened(1)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._dataset.close()
+            self._rillet.stream_opened(-1)
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss_bytes() -> int | None:
+    """This process's resident memory, from /proc (None where there is no /proc)."""
     try:
-        yield from chunks
-    finally:
-        dataset.close()
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE_SIZE
+    except OSError:
+        return None
 
 
 def _attachment(filename: str) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server import Rillet
-from tests.conftest import READ_KEY, WRITE_KEY, run_queued_jobs, upload
+from tests.conftest import READ_KEY, ROOT, WRITE_KEY, run_queued_jobs, upload
 
 FLIGHTS = """carrier,origin,dep_delay,distance,day,on_time
 UA,JFK,61,1400.5,2024-12-01,false
@@ -440,3 +443,47 @@ def test_upload_round_trip_returns_the_typed_table(
     dataset_id = upload(client, rillet, out.getvalue())
     page = client.get(f"/datasets/{dataset_id}/rows", params={"limit": 100}).json()
     assert page["rows"] == table
+
+
+def test_serving_never_imports_httpx(tmp_path: Path) -> None:
+    """httpx is for the LLM routes only: upload, sync, probe, pages and stats leave it unloaded."""
+    driver = f"""
+import io, sys
+from wsgiref.util import setup_testing_defaults
+import server, sync_worker
+from streaming.settings import Settings
+settings = Settings.from_env({{}}, data_dir={str(tmp_path)!r}, api_keys="k:write")
+rillet = server.Rillet(settings)
+app = server.create_app(rillet)
+
+def call(path, method="GET", body=b"", query=""):
+    env = {{"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+           "HTTP_X_API_KEY": "k", "CONTENT_TYPE": "text/csv",
+           "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}}
+    setup_testing_defaults(env)
+    status = []
+    out = b"".join(app(env, lambda s, h, e=None: status.append(s)))
+    return status[0], out
+
+status, out = call("/datasets", "POST", b"a,b\\n1,x\\n2,y\\n", "name=t")
+assert status.startswith("202"), out
+claim = rillet.jobs.claim()
+rillet.jobs.start(claim)
+sync_worker.sync_job(settings, claim.job_id)
+rillet.jobs.settle(claim)
+for path, query in [("/health", ""), ("/datasets", ""), ("/fetch-data", "limit=1"),
+                    ("/fetch-data", "metadata_only=true")]:
+    status, out = call(path, query=query)
+    assert status.startswith("200"), (path, out)
+print("httpx" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", driver],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
