@@ -20,6 +20,7 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -47,14 +48,19 @@ class Worker:
         self.jobs = Jobs(self.store)
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._child: subprocess.Popen[bytes] | None = None
 
     def wake(self) -> None:
         """Look at the queue now rather than at the next poll."""
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop claiming; a sync under way is stopped too and its job queued again."""
         self._stop.set()
         self._wake.set()
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.terminate()
 
     def run_forever(self) -> None:
         last_recover = 0.0
@@ -87,11 +93,21 @@ class Worker:
             DATA_DIR=str(self.settings.data_dir),
             CSV_FIELD_LIMIT_KB=str(self.settings.csv_field_limit_kb),
         )
-        child = subprocess.run(
+        # The child inherits the lock's descriptor, so the job stays locked while either
+        # lives: a child orphaned by a killed server finishes its sync unbothered by recovery.
+        child = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--job", claim.job_id],
             env=env,
-            check=False,
+            pass_fds=(claim.lock_fd,),
         )
+        self._child = child
+        try:
+            child.wait()
+        finally:
+            self._child = None
+        if self._stop.is_set() and child.returncode != 0:
+            self.jobs.requeue(claim)  # stopped on purpose: not an attempt that failed
+            return
         record = self.jobs.find(claim.job_id)
         if record is None or record["status"] in ("done", "failed"):
             self.jobs.settle(claim)
@@ -244,11 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         sync_job(settings, args.job)
         return 0
     worker = Worker(settings)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     log.info("worker: watching %s", settings.data_dir)
     try:
         worker.run_forever()
     except KeyboardInterrupt:
-        pass
+        worker.stop()
     return 0
 
 

@@ -151,8 +151,9 @@ class Jobs:
     def start(self, claim: Claim) -> dict[str, Any]:
         """Mark a claimed job running and count the attempt."""
         job = self.get(claim.job_id)
-        return self.update(claim.job_id, status="running", started_at=utc_now(),
-                           attempts=job["attempts"] + 1)
+        return self.update(
+            claim.job_id, status="running", started_at=utc_now(), attempts=job["attempts"] + 1
+        )
 
     def finish(self, claim: Claim, **fields: Any) -> None:
         """Record the outcome of a claimed job, then give it up."""
@@ -163,6 +164,15 @@ class Jobs:
         """Give up a claimed job whose outcome is recorded: drop its marker and upload."""
         _unlink(self._running / claim.job_id)
         _unlink(self.store.upload_path(claim.job_id))
+        claim.release()
+
+    def requeue(self, claim: Claim, count_attempt: bool = False) -> None:
+        """Put a claimed job back in the queue and give it up."""
+        job = self.get(claim.job_id)
+        attempts = job["attempts"] if count_attempt else max(0, job["attempts"] - 1)
+        self.update(claim.job_id, status="queued", attempts=attempts)
+        marker = self._queue / f"{time.time_ns():020d}_{claim.job_id}"
+        os.rename(self._running / claim.job_id, marker)
         claim.release()
 
     def requeue_or_fail(self, claim: Claim, attempts: int, why: str) -> None:
@@ -176,11 +186,7 @@ class Jobs:
             }
             self.finish(claim, status="failed", error=error)
             return
-        self.update(claim.job_id, status="queued")
-        os.rename(
-            self._running / claim.job_id, self._queue / f"{time.time_ns():020d}_{claim.job_id}"
-        )
-        claim.release()
+        self.requeue(claim, count_attempt=True)
 
     def _try_lock(self, job_id: str) -> int | None:
         fd = os.open(self._locks / f"{job_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)

@@ -22,16 +22,21 @@ ROWS = 300_000
 @pytest.fixture(scope="module")
 def big_csv(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     lines = ["id,amount,city,day"]
-    lines += [f"{i},{i % 997}.25,city {i % 31},2024-{1 + i % 12:02d}-{1 + i % 28:02d}"
-              for i in range(ROWS)]
+    lines += [
+        f"{i},{i % 997}.25,city {i % 31},2024-{1 + i % 12:02d}-{1 + i % 28:02d}"
+        for i in range(ROWS)
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
 def start_worker(data_dir: Path, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "sync_worker.py")], cwd=ROOT,
+        [sys.executable, str(ROOT / "sync_worker.py")],
+        cwd=ROOT,
         env={**os.environ, "DATA_DIR": str(data_dir), **env},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,  # its own process group, so a test can kill it with its child
     )
 
@@ -52,7 +57,8 @@ def syncing(rillet: Rillet, job_id: str) -> bool:
 
 
 def test_sigkill_mid_sync_leaves_no_dataset_and_the_restart_finishes_it(
-        client: httpx.Client, rillet: Rillet, big_csv: bytes) -> None:
+    client: httpx.Client, rillet: Rillet, big_csv: bytes
+) -> None:
     dataset_id, job_id = queue_upload(client, big_csv)
     worker = start_worker(rillet.settings.data_dir)
     try:
@@ -81,8 +87,8 @@ def test_sigkill_mid_sync_leaves_no_dataset_and_the_restart_finishes_it(
 
 @pytest.mark.parametrize(("attempts", "outcome"), [("1", "failed"), ("2", "done")])
 def test_a_killed_sync_process_is_retried_until_its_attempts_run_out(
-        client: httpx.Client, rillet: Rillet, big_csv: bytes, attempts: str,
-        outcome: str) -> None:
+    client: httpx.Client, rillet: Rillet, big_csv: bytes, attempts: str, outcome: str
+) -> None:
     dataset_id, job_id = queue_upload(client, big_csv)
     worker = start_worker(rillet.settings.data_dir, SYNC_ATTEMPTS=attempts)
     try:
@@ -116,9 +122,14 @@ def test_two_workers_never_take_the_same_job(client: httpx.Client, rillet: Rille
 def test_cli_converts_one_file_with_a_progress_bar(tmp_path: Path, big_csv: bytes) -> None:
     source = tmp_path / "big.csv"
     source.write_bytes(big_csv)
-    done = subprocess.run([sys.executable, str(ROOT / "sync_worker.py"), str(source), "--out",
-                           str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "sync_worker.py"), str(source), "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "100.0%" in done.stderr and f"{ROWS:,} rows" in done.stderr
     lines = (tmp_path / "out" / "rows.ndjson").read_bytes().count(b"\n")
@@ -128,8 +139,29 @@ def test_cli_converts_one_file_with_a_progress_bar(tmp_path: Path, big_csv: byte
 def test_cli_reports_a_bad_file_and_exits_nonzero(tmp_path: Path) -> None:
     source = tmp_path / "bad.csv"
     source.write_bytes(b"a,b\n1,2\n\xff\xfe,3\n")
-    done = subprocess.run([sys.executable, str(ROOT / "sync_worker.py"), str(source), "--out",
-                           str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "sync_worker.py"), str(source), "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1
     assert "line 3" in done.stderr and "encoding" in done.stderr
+
+
+def test_sigterm_stops_the_worker_and_requeues_its_job_without_an_attempt(
+    client: httpx.Client, rillet: Rillet, big_csv: bytes
+) -> None:
+    _, job_id = queue_upload(client, big_csv)
+    worker = start_worker(rillet.settings.data_dir)
+    try:
+        wait_for(lambda: syncing(rillet, job_id))
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(15) == 0
+    finally:
+        stop(worker)
+    job = rillet.jobs.get(job_id)
+    assert job["status"] == "queued" and job["attempts"] == 0
+    assert client.get("/health").json()["jobs"] == {"queued": 1, "running": 0}
