@@ -52,6 +52,14 @@ _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
     r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
 )
+# What a datetime column takes, searched for in the batch's values joined by "\n": the form
+# above, or a date alone (its midnight), since join(date, datetime) is datetime. fromisoformat
+# takes more ("2023-W01-1", "20230101", seven fractional digits it truncates).
+_DATETIME_VALUE = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+    r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?)?"
+)
+_DATETIME_VALUES = re.compile(rf"(?:{_DATETIME_VALUE}\n)*{_DATETIME_VALUE}")
 
 
 class Mismatch(ValueError):
@@ -74,9 +82,17 @@ def _with_nulls(raw: Sequence[str], values: list[Any]) -> list[Any]:
     return [None if v in NULL_MARKERS else next(it) for v in raw]
 
 
+def _separators(texts: list[str]) -> str:
+    r"""What may remain of "\n" + "\n".join(texts) once the allowed characters are removed.
+
+    Anything more is a value's own line break, which int() and float() strip unseen ("1\n").
+    """
+    return "\n" * max(1, len(texts))
+
+
 def _integers(texts: list[str]) -> list[int]:
     joined = "\n" + "\n".join(texts)
-    if joined.translate(_NOT_INTEGER_CHARS).strip("\n") or _LEADING_ZERO.search(joined):
+    if joined.translate(_NOT_INTEGER_CHARS) != _separators(texts) or _LEADING_ZERO.search(joined):
         raise Mismatch("not an integer")
     try:
         values = list(map(int, texts))
@@ -89,7 +105,7 @@ def _integers(texts: list[str]) -> list[int]:
 
 def _numbers(texts: list[str]) -> list[float]:
     joined = "\n" + "\n".join(texts)
-    if joined.translate(_NOT_NUMBER_CHARS).strip("\n") or _LEADING_ZERO.search(joined):
+    if joined.translate(_NOT_NUMBER_CHARS) != _separators(texts) or _LEADING_ZERO.search(joined):
         raise Mismatch("not a number")
     try:
         values = list(map(float, texts))
@@ -120,6 +136,8 @@ def _dates(texts: list[str]) -> list[str]:
 
 
 def _datetimes(texts: list[str]) -> list[str]:
+    if texts and not _DATETIME_VALUES.fullmatch("\n".join(texts)):
+        raise Mismatch("not a datetime")
     try:
         parsed = list(map(datetime.fromisoformat, texts))
     except ValueError:
@@ -128,7 +146,10 @@ def _datetimes(texts: list[str]) -> list[str]:
     if len(aware) > 1:
         raise Mismatch("datetimes with and without an offset")
     if aware == {True}:
-        return [_utc_text(d) for d in parsed]
+        try:
+            return [_utc_text(d) for d in parsed]
+        except OverflowError:  # "0001-01-01T00:00:00+01:00" is in year 0 in UTC
+            raise Mismatch("datetime out of range in UTC") from None
     return list(map(datetime.isoformat, parsed))
 
 
@@ -175,7 +196,9 @@ def infer(raw: Sequence[str]) -> str:
             return kind
         except Mismatch:
             pass
-    if all(map(_DATETIME.fullmatch, texts)):
+    # Dates among datetimes make a datetime column (a date alone is its midnight), the same
+    # type join() gives when the two arrive in different batches.
+    if any(map(_DATETIME.fullmatch, texts)):
         try:
             _datetimes(texts)
             return "datetime"

@@ -186,8 +186,9 @@ class _Run:
         )
 
     def _header(self, reader: Any) -> list[str]:
-        for record in reader:
+        for records, record in enumerate(reader, start=1):
             if record:
+                self.header_records = records  # blank lines above the header are records too
                 return header_names(record)
         raise InvalidCSV("the file has no header row", code="empty_file")
 
@@ -197,7 +198,7 @@ class _Run:
         stats: list[ColumnStats | None] = [None] * width
         writer = RowWriter(self.out_dir / ROWS_FILE, self.out_dir / INDEX_FILE)
         sample = Reservoir(SAMPLE_ROWS, seed=self.seed)
-        records_before = 1  # records read so far, the header included
+        records_before = self.header_records  # records read so far, the header included
         batch_rows = BATCH_ROWS
         try:
             while batch := list(islice(reader, batch_rows)):
@@ -333,7 +334,9 @@ def _line_of_bad_bytes(source: Path, codec: str) -> int:
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
-                return line + chunk.count(b"\n", 0, max(0, exc.start))
+                # exc.object is what the decoder tried: without a BOM it skipped, with the
+                # start of a character the previous chunk cut short.
+                return line + exc.object.count(b"\n", 0, max(0, exc.start))
             line += chunk.count(b"\n")
     return line
 

@@ -6,6 +6,10 @@ rational ``(n·Σx² − (Σx)²) / (n(n−1))``. Number columns merge each batc
 squared deviations into the running ones with Chan et al.'s pairwise form of Welford's update,
 and sum with ``math.fsum`` per batch and Shewchuk's exact partials across batches.
 
+Numbers near the float limit (|x| around 1e154 and beyond, whose squares or sums pass
+1.8e308) make a column's sum, mean and stddev null rather than infinite, which JSON cannot
+hold; deviations below about 1e-154 square to zero, so such a column's stddev reads 0.
+
 Sketched where it is not (see ``streaming.sketches``): distinct count, top values, quantiles and
 the histogram, each in fixed memory, reported with ``approximate`` and ``error_bounds`` once
 they are estimates.
@@ -150,6 +154,7 @@ class NumericMoments:
         self.partials: list[float] = []  # Shewchuk partials of the sum (number columns)
         self.mean = 0.0
         self.m2 = 0.0  # sum of squared deviations from the mean (number columns)
+        self.overflow = False  # a sum or a square went beyond the float range
 
     def update(self, values: Sequence[Any]) -> None:
         n = len(values)
@@ -158,16 +163,22 @@ class NumericMoments:
             self.squares += sum(map(mul, values, values))
             self.n += n
             return
-        batch_sum = math.fsum(values)
-        batch_mean = batch_sum / n
-        deviations = [v - batch_mean for v in values]
-        batch_m2 = math.fsum(map(mul, deviations, deviations))
-        _add_partial(self.partials, batch_sum)
-        total = self.n + n
-        delta = batch_mean - self.mean
-        self.mean += delta * n / total
-        self.m2 += batch_m2 + delta * delta * self.n * n / total
-        self.n = total
+        self.n, before = self.n + n, self.n
+        if self.overflow:
+            return
+        try:
+            batch_sum = math.fsum(values)
+            batch_mean = batch_sum / n
+            deviations = [v - batch_mean for v in values]
+            batch_m2 = math.fsum(map(mul, deviations, deviations))
+            _add_sum(self.partials, values, batch_sum)
+            delta = batch_mean - self.mean
+            self.mean += delta * n / self.n
+            self.m2 += batch_m2 + delta * delta * before * n / self.n
+        except (OverflowError, ValueError):  # a sum beyond the float range: inf, then nan
+            self.overflow = True
+        if not (math.isfinite(self.m2) and math.isfinite(self.mean)):
+            self.overflow = True
 
     def result(self) -> dict[str, Any]:
         n = self.n
@@ -180,9 +191,28 @@ class NumericMoments:
             if not -(2**63) <= total < 2**63:
                 total = float(total)  # JSON encoders stop at 64 bits
             return {"sum": total, "mean": self.total / n, "stddev": stddev}
+        if self.overflow:
+            return {"sum": None, "mean": None, "stddev": None}
         stddev = math.sqrt(max(self.m2, 0.0) / (n - 1)) if n > 1 else None
-        total_sum = math.fsum(self.partials)
+        try:
+            total_sum = math.fsum(self.partials)
+        except OverflowError:
+            return {"sum": None, "mean": None, "stddev": None}
         return {"sum": total_sum, "mean": total_sum / n, "stddev": stddev}
+
+
+def _add_sum(partials: list[float], values: Sequence[float], rounded: float) -> None:
+    """Add the exact sum of ``values`` to the partials, given ``rounded``, its fsum.
+
+    The rounded sum alone may be half an ulp off, and those halves would add up batch after
+    batch: add what rounding lost too, itself summed by fsum, until nothing is left (two or
+    three rounds: each rest is at most 2**-53 of the one before).
+    """
+    rest = list(values)
+    while rounded:
+        _add_partial(partials, rounded)
+        rest.append(-rounded)
+        rounded = math.fsum(rest)
 
 
 def _add_partial(partials: list[float], x: float) -> None:

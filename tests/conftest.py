@@ -42,8 +42,9 @@ def rillet(settings: Settings) -> Rillet:
 @pytest.fixture
 def client(rillet: Rillet) -> Iterator[httpx.Client]:
     transport = httpx.WSGITransport(app=create_app(rillet))
-    with httpx.Client(transport=transport, base_url="http://rillet.test",
-                      headers={"X-API-Key": WRITE_KEY}) as c:
+    with httpx.Client(
+        transport=transport, base_url="http://rillet.test", headers={"X-API-Key": WRITE_KEY}
+    ) as c:
         yield c
 
 
@@ -59,11 +60,13 @@ def run_queued_jobs(rillet: Rillet) -> int:
     return done
 
 
-def upload(client: httpx.Client, rillet: Rillet, text: str, name: str = "t.csv",
-           **params: str) -> str:
+def upload(
+    client: httpx.Client, rillet: Rillet, text: str, name: str = "t.csv", **params: str
+) -> str:
     """Upload CSV text, sync it, and return the dataset id."""
-    response = client.post("/datasets", params=params,
-                           files={"file": (name, text.encode("utf-8"), "text/csv")})
+    response = client.post(
+        "/datasets", params=params, files={"file": (name, text.encode("utf-8"), "text/csv")}
+    )
     assert response.status_code == 202, response.text
     run_queued_jobs(rillet)
     dataset_id: str = response.json()["dataset"]["id"]
@@ -96,10 +99,21 @@ class RunningServer:
 def start_server(data_dir: Path, **env: str) -> RunningServer:
     """Start ``python server.py`` on a free port of 127.0.0.1 and wait until it answers."""
     port = free_port()
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "DATA_DIR": str(data_dir),
-                **env}
-    process = subprocess.Popen([sys.executable, str(ROOT / "server.py")], cwd=ROOT, env=full_env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    full_env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "DATA_DIR": str(data_dir),
+        **env,
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "server.py")],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base_url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -128,8 +142,9 @@ def stop(process: subprocess.Popen[str]) -> str:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
-    running = start_server(tmp_path / "data", API_KEYS=f"{READ_KEY}:read,{WRITE_KEY}:write",
-                           MAX_UPLOAD_MB="2")
+    running = start_server(
+        tmp_path / "data", API_KEYS=f"{READ_KEY}:read,{WRITE_KEY}:write", MAX_UPLOAD_MB="2"
+    )
     try:
         yield running
     finally:

@@ -49,9 +49,9 @@ def _url(path: str, dataset_id: str) -> str:
         ({"Authorization": f"Basic {WRITE_KEY}"}, "missing_key"),
     ],
 )
-def test_every_route_but_health_needs_a_valid_key(client: httpx.Client, dataset: str, method: str,
-                                                  path: str, headers: dict[str, str],
-                                                  code: str) -> None:
+def test_every_route_but_health_needs_a_valid_key(
+    client: httpx.Client, dataset: str, method: str, path: str, headers: dict[str, str], code: str
+) -> None:
     bare = httpx.Client(transport=client._transport, base_url="http://rillet.test")
     response = bare.request(method, _url(path, dataset), headers=headers)
     assert response.status_code == 401
@@ -60,8 +60,9 @@ def test_every_route_but_health_needs_a_valid_key(client: httpx.Client, dataset:
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(WRITE_ROUTES))
-def test_read_key_gets_403_on_write_routes(client: httpx.Client, dataset: str, method: str,
-                                           path: str) -> None:
+def test_read_key_gets_403_on_write_routes(
+    client: httpx.Client, dataset: str, method: str, path: str
+) -> None:
     response = client.request(method, _url(path, dataset), headers={"X-API-Key": READ_KEY})
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "insufficient_scope"
@@ -92,8 +93,9 @@ def test_revoked_key_stops_working_without_restart(tmp_path: Path) -> None:
         ring.authenticate(old)
 
 
-def test_compare_runs_over_every_key_whichever_matches(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compare_runs_over_every_key_whichever_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ring = KeyRing(tmp_path / "keys.json", "k1:read,k2:read,k3:write")
     calls: list[int] = []
     real = hmac.compare_digest
@@ -119,8 +121,9 @@ def test_first_start_creates_one_write_key(tmp_path: Path) -> None:
     assert ring.ensure_one() is None
 
 
-def test_keys_cli_creates_lists_and_revokes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_keys_cli_creates_lists_and_revokes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     assert server.main(["keys", "create", "read"]) == 0
     created = capsys.readouterr().out
