@@ -39,6 +39,16 @@ from streaming.store import Store, check_dataset_id
 from streaming.upload import spool_upload
 
 VERSION = "0.1.0"
+JOB_FIELDS = (
+    "id",
+    "dataset_id",
+    "status",
+    "progress",
+    "error",
+    "created_at",
+    "started_at",
+    "finished_at",
+)  # what GET /jobs/JOB shows of a job record
 JSON = "application/json; charset=utf-8"
 log = logging.getLogger("rillet")
 
@@ -150,13 +160,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
     @app.post("/datasets", scope="write")
     def upload() -> bottle.HTTPResponse:
         query = bottle.request.query
-        delimiter = query.get("delimiter") or None
-        if delimiter == "\\t":
-            delimiter = "\t"
-        if delimiter is not None and len(delimiter) != 1:
-            raise BadRequest(
-                "delimiter must be a single character", code="bad_parameter", parameter="delimiter"
-            )
+        delimiter = params.delimiter(query)
         encoding = resolve_encoding(query.get("encoding")) if query.get("encoding") else None
         name = query.get("name") or None
         ids = store.new_ids()
@@ -181,32 +185,14 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
     @app.get("/jobs/<job_id>", scope="read")
     def job(job_id: str) -> bytes:
         record = jobs.get(job_id)
-        public = {
-            k: record[k]
-            for k in (
-                "id",
-                "dataset_id",
-                "status",
-                "progress",
-                "error",
-                "created_at",
-                "started_at",
-                "finished_at",
-            )
-        }
+        public = {field: record[field] for field in JOB_FIELDS}
         return raw_json(orjson.dumps(public))
 
     @app.get("/datasets", scope="read")
     def datasets() -> bytes:
-        metas = [store.meta_bytes(i) for i in store.ready_ids()]
-        ready = b",".join(m for m in metas if m)
-        pending = [pending_meta(j) for j in _pending_jobs(rillet)]
-        extra = (
-            b"".join(b"," + orjson.dumps(p) for p in pending)
-            if ready
-            else b",".join(orjson.dumps(p) for p in pending)
-        )
-        return raw_json(b'{"datasets":[' + ready + extra + b"]}")
+        ready = [store.meta_bytes(i) for i in store.ready_ids()]
+        pending = [orjson.dumps(pending_meta(j)) for j in _pending_jobs(rillet)]
+        return raw_json(b'{"datasets":[' + b",".join(m for m in ready + pending if m) + b"]}")
 
     @app.get("/datasets/<dataset_id>", scope="read")
     def metadata(dataset_id: str) -> bytes:

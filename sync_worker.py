@@ -105,12 +105,13 @@ class Worker:
             child.wait()
         finally:
             self._child = None
-        if self._stop.is_set() and child.returncode != 0:
-            self.jobs.requeue(claim)  # stopped on purpose: not an attempt that failed
-            return
+        # The record decides, not the exit code: a child stopped just after it recorded its
+        # outcome has finished its job.
         record = self.jobs.find(claim.job_id)
         if record is None or record["status"] in ("done", "failed"):
             self.jobs.settle(claim)
+        elif self._stop.is_set():
+            self.jobs.requeue(claim)  # stopped on purpose: not an attempt that failed
         else:
             why = f"its process exited with code {child.returncode}"
             log.warning("worker: sync of %s stopped: %s", claim.job_id, why)

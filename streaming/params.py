@@ -130,3 +130,17 @@ def no_filters(query: Mapping[str, str], allowed: Sequence[str]) -> None:
                 code="unsupported_parameter",
                 parameter=name,
             )
+
+
+def delimiter(query: Mapping[str, str]) -> str | None:
+    """The upload's ``delimiter``: one character (``\\t`` for tab), or None to sniff it."""
+    raw = query.get("delimiter") or None
+    if raw == "\\t":
+        raw = "\t"
+    if raw is not None and len(raw) != 1:
+        raise BadRequest(
+            f"delimiter must be a single character, not {raw!r}",
+            code="bad_parameter",
+            parameter="delimiter",
+        )
+    return raw

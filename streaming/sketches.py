@@ -27,7 +27,7 @@ import math
 import random
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from itertools import accumulate, compress, repeat
 from operator import and_, mul, rshift, xor
 from typing import Any
@@ -39,28 +39,20 @@ _MASK64 = (1 << 64) - 1
 _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xD6E8FEB86659FD93  # odd 64-bit constants
 
 
-def hash64(values: Iterable[Hashable]) -> list[int]:
+def hash64(values: Iterable[Hashable], mix: bool) -> list[int]:
     """64-bit hashes of values, computed in C.
 
     Strings use Python's SipHash, salted per process so that a crafted upload cannot flood the
     sketches' dicts. Numbers' own hashes are far too regular (consecutive integers hash to
-    consecutive integers), so they get a multiply–xorshift–multiply finalizer in the manner of
-    MurmurHash3's fmix64, deterministic across runs.
+    consecutive integers), so with ``mix`` they get a multiply–xorshift–multiply finalizer in
+    the manner of MurmurHash3's fmix64, deterministic across runs.
     """
-    values = list(values)
-    hashes = list(map(and_, map(hash, values), repeat(_MASK64)))
-    strings = list(map(isinstance, values, repeat(str)))
-    if all(strings):
-        return hashes
-    h = list(map(and_, map(mul, hashes, repeat(_MIX1)), repeat(_MASK64)))
-    mixed = list(
+    if not mix:
+        return list(map(and_, map(hash, values), repeat(_MASK64)))
+    h = list(map(and_, map(mul, map(hash, values), repeat(_MIX1)), repeat(_MASK64)))
+    return list(
         map(and_, map(mul, map(xor, h, map(rshift, h, repeat(32))), repeat(_MIX2)), repeat(_MASK64))
     )
-    if not any(strings):
-        return mixed
-    # A string column's batch mixes short texts with the integer hashes of long ones: each value
-    # is hashed by its own type, so that it hashes alike in every batch.
-    return [s if is_string else m for s, m, is_string in zip(hashes, mixed, strings)]
 
 
 class HyperLogLog:
@@ -71,8 +63,9 @@ class HyperLogLog:
     _RANK_BITS = 64 - P
 
     def __init__(self) -> None:
-        # A hash's high P bits pick the register; its low bits w give the rank, 51 minus w's
-        # bit length. Each register keeps the smallest bit length seen (the largest rank).
+        # A hash's high P bits pick the register (a product's best-mixed bits); its low bits w
+        # give the rank, 51 minus w's bit length. Each register keeps the smallest bit length
+        # seen (the largest rank).
         self._registers = bytearray([self._RANK_BITS + 1]) * (1 << self.P)
         self._limit = 1 << self._RANK_BITS
 
@@ -116,7 +109,8 @@ class ValueCounts:
 
     COUNTERS = 64
 
-    def __init__(self) -> None:
+    def __init__(self, mix: bool = True) -> None:
+        self._mix = mix  # mix the hashes (see hash64): needed for numbers, not for strings
         self._exact: Counter[Hashable] | None = Counter()
         self._counts: dict[Hashable, int] = {}
         self._hll: HyperLogLog | None = None
@@ -136,7 +130,7 @@ class ValueCounts:
         else:
             batch = Counter(values)
         assert self._hll is not None
-        self._hll.update(hash64(batch))
+        self._hll.update(hash64(batch, self._mix))
         self._merge(batch)
 
     def _merge(self, batch: Counter[Hashable]) -> None:
@@ -197,10 +191,19 @@ class QuantileSketch:
 
     def update(self, values: Sequence[Any]) -> None:
         self.n += len(values)
-        self._levels[0].extend(values)
-        if self._compacted or len(self._levels[0]) > EXACT_LIMIT:
-            self._compacted = True
-            self._compress()
+        if not self._compacted and len(self._levels[0]) + len(values) <= EXACT_LIMIT:
+            self._levels[0].extend(values)
+            return
+        self._compacted = True
+        # Merge the batch as a small KLL sketch of its own (KLL sketches are mergeable): sort it
+        # once and keep every 2**level-th value from a random start, which is what `level`
+        # successive compactions of a sorted run keep. One sort instead of one per level.
+        level = max(0, (len(values) // self.K).bit_length() - 1)
+        items = sorted(values)[self._random.randrange(1 << level) :: 1 << level]
+        while len(self._levels) <= level:
+            self._levels.append([])
+        self._levels[level].extend(items)
+        self._compress()
 
     def _capacity(self, level: int) -> int:
         depth = len(self._levels) - 1 - level
@@ -258,14 +261,17 @@ class QuantileSketch:
         else:
             # high/bins - low/bins, not (high - low)/bins: the range of a column spanning
             # -1.7e308..1.7e308 is beyond the float range.
-            width = high / bins - low / bins if high > low else 1.0
-            if high == low:
-                bins = 1
+            width = high / bins - low / bins
+            if not width > 0:  # one value, or a range too small to divide
+                width, bins = 1.0, 1
         edges = [low + width * i for i in range(bins)] + [high]
         total = cumulative[-1]
         counts = [0] * bins
         for item, weight in zip(items, _differences(cumulative)):
-            slot = min(int(item / width - low / width), bins - 1) if width else 0
+            if integral:
+                slot = min((item - low) // step, bins - 1)
+            else:  # divided first: item - low may be beyond the float range
+                slot = max(0, min(int(item / width - low / width), bins - 1))
             counts[slot] += weight
         scaled = _round_to_total([c * self.n / total for c in counts], self.n)
         return [{"start": edges[i], "end": edges[i + 1], "count": scaled[i]} for i in range(bins)]
@@ -285,11 +291,16 @@ def _round_to_total(shares: list[float], total: int) -> list[int]:
     return floors
 
 
+def _same(item: Any) -> Any:
+    return item
+
+
 class Reservoir:
     """A uniform sample of ``size`` items from a stream (Algorithm L, Li 1994)."""
 
-    def __init__(self, size: int, seed: int = 0) -> None:
+    def __init__(self, size: int, seed: int = 0, keep: Callable[[Any], Any] | None = None) -> None:
         self.size = size
+        self._keep = keep or _same
         self.items: list[Any] = []
         self.seen = 0
         self._random = random.Random(seed)
@@ -301,11 +312,11 @@ class Reservoir:
         self.seen += len(items)
         fill = min(len(items), self.size - len(self.items))
         if fill > 0:
-            self.items.extend(items[:fill])
+            self.items.extend(map(self._keep, items[:fill]))
             if len(self.items) == self.size:
                 self._advance()
         while self._next < self.seen:
-            self.items[self._random.randrange(self.size)] = items[self._next - start]
+            self.items[self._random.randrange(self.size)] = self._keep(items[self._next - start])
             self._advance()
 
     def _advance(self) -> None:

@@ -38,7 +38,7 @@ class ColumnStats:
         self.kind = kind
         self.count = 0
         self.nulls = nulls
-        self.values = ValueCounts()
+        self.values = ValueCounts(mix=kind not in ("string", "date", "datetime"))
         self.low: Any = None
         self.high: Any = None
         if kind in NUMERIC:
@@ -60,8 +60,8 @@ class ColumnStats:
             lengths = list(map(len, values))
             self._lengths(min(lengths), max(lengths))
             if max(lengths) > TOP_MAX_LENGTH:
-                # Counted by hash: a long text costs a fixed few bytes and is never listed.
-                self.values.update([v if len(v) <= TOP_MAX_LENGTH else hash(v) for v in values])
+                # Counted by a stand-in: a long text costs a fixed few bytes.
+                self.values.update([v if len(v) <= TOP_MAX_LENGTH else _long(v) for v in values])
             else:
                 self.values.update(values)
         else:
@@ -77,8 +77,8 @@ class ColumnStats:
 
     def _top(self) -> list[dict[str, Any]]:
         pairs = self.values.top(TOP_VALUES + 1 if self.kind == "string" else TOP_VALUES)
-        if self.kind == "string":  # drop a hashed long text
-            pairs = [(v, c) for v, c in pairs if not isinstance(v, int)][:TOP_VALUES]
+        if self.kind == "string":  # drop a long text's stand-in
+            pairs = [(v, c) for v, c in pairs if not str(v).startswith(_LONG)][:TOP_VALUES]
         return [{"value": v, "count": c} for v, c in pairs]
 
     def _extremes(self, low: Any, high: Any) -> None:
@@ -132,6 +132,14 @@ class ColumnStats:
         if bounds:
             out["error_bounds"] = bounds
         return out
+
+
+_LONG = "\x00long:"
+
+
+def _long(text: str) -> str:
+    """A short stand-in for a long text: counted as itself, never listed as a top value."""
+    return f"{_LONG}{hash(text) & 0xFFFFFFFFFFFFFFFF:x}"
 
 
 def _moment(text: str) -> str:
