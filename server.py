@@ -149,6 +149,8 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
                     "rss_bytes": _rss_bytes(),
                     "uptime_seconds": round(time.monotonic() - rillet.started, 1),
                     "open_streams": rillet.open_streams,
+                    # httpx is imported only by the LLM routes: the memory they cost shows here.
+                    "llm_client_loaded": "httpx" in sys.modules,
                 }
             )
         )

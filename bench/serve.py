@@ -25,8 +25,8 @@ the generated CSV (bench/make_csv.py, cached in bench/.data/) with ``POST /datas
    CSV, probes, stats, health); the growth should be near zero. The sync runs in a child
    process of the server, so its memory is not in these figures.
 
-3. Whether httpx (imported lazily, only for LLM requests) is loaded in the server: reported
-   from a GET /health field naming httpx, when the server has one; otherwise "unknown".
+3. Whether httpx (imported lazily, only for LLM requests) is loaded in the server, from
+   GET /health's ``llm_client_loaded``.
 
 The clients run in this process, so at 16 clients part of each latency is client-side Python
 waiting for the GIL; comparing endpoints at the same concurrency cancels most of it.
@@ -363,21 +363,10 @@ def settled_rss(server: Server) -> dict[str, float]:
 
 
 def httpx_loaded(server: Server) -> bool | None:
-    """What GET /health says about httpx being imported in the server, if it says anything."""
+    """Whether the server has imported httpx (GET /health's ``llm_client_loaded``)."""
     with client(server) as c:
-        health = c.get("/health").json()
-    return _find_httpx_field(health)
-
-
-def _find_httpx_field(value: Any) -> bool | None:
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if "httpx" in str(key).lower() and isinstance(inner, bool):
-                return inner
-            found = _find_httpx_field(inner)
-            if found is not None:
-                return found
-    return None
+        loaded = c.get("/health").json().get("llm_client_loaded")
+    return loaded if isinstance(loaded, bool) else None
 
 
 # -- report --
@@ -429,7 +418,7 @@ def print_memory(memory: dict[str, Any]) -> None:
 
 def print_httpx(loaded: bool | None) -> None:
     if loaded is None:
-        print("\nhttpx loaded: unknown (needs /health field)")
+        print("\nhttpx loaded: unknown (GET /health has no llm_client_loaded)")
     else:
         print(f"\nhttpx loaded: {'yes' if loaded else 'no'} (from GET /health)")
 
