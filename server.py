@@ -105,6 +105,15 @@ class ErrorsAndAuth:
         return wrapper
 
 
+def _query() -> bottle.FormsDict:
+    """The query string, decoded as UTF-8 (bottle's own gives Latin-1 text)."""
+    try:
+        query: bottle.FormsDict = bottle.request.query.decode()
+    except UnicodeError:
+        raise BadRequest("the query string is not valid UTF-8", code="bad_parameter") from None
+    return query
+
+
 def _presented_key() -> str | None:
     headers = bottle.request.headers
     key = headers.get("X-API-Key")
@@ -161,7 +170,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
 
     @app.post("/datasets", scope="write")
     def upload() -> bottle.HTTPResponse:
-        query = bottle.request.query
+        query = _query()
         delimiter = params.delimiter(query)
         encoding = resolve_encoding(query.get("encoding")) if query.get("encoding") else None
         name = query.get("name") or None
@@ -203,15 +212,20 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
     @app.delete("/datasets/<dataset_id>", scope="write")
     def delete(dataset_id: str) -> bottle.HTTPResponse:
         job_id = store.job_of(check_dataset_id(dataset_id))
-        if jobs.is_running(job_id):
+        # Under the job's lock, so no worker can claim the upload while it is deleted.
+        claim = jobs.lock(job_id)
+        if claim is None:
             raise NotReady(
                 f"dataset {dataset_id!r} is being synced; delete it when the sync ends",
                 code="sync_running",
             )
-        deleted = store.delete(dataset_id)
-        if jobs.find(job_id) is not None:
-            jobs.delete(job_id)  # a queued upload, or the record of a finished one
-            deleted = True
+        try:
+            deleted = store.delete(dataset_id)
+            if jobs.find(job_id) is not None:
+                jobs.delete(job_id)  # a queued upload, or the record of a finished one
+                deleted = True
+        finally:
+            claim.release()
         if not deleted:
             raise NotFound(f"dataset {dataset_id!r} does not exist")
         return bottle.HTTPResponse(status=204)
@@ -219,11 +233,11 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
     @app.get("/datasets/<dataset_id>/rows", scope="read")
     def rows(dataset_id: str) -> Any:
         path = f"/datasets/{dataset_id}/rows"
-        return _rows(rillet, dataset_id, bottle.request.query, path, {})
+        return _rows(rillet, dataset_id, _query(), path, {})
 
     @app.get("/fetch-data", scope="read")
     def fetch_data() -> Any:
-        query = bottle.request.query
+        query = _query()
         dataset_id = query.get("dataset") or store.latest_ready()
         if dataset_id is None:
             raise NotFound("there is no ready dataset yet; upload one with POST /datasets")
@@ -233,7 +247,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
 
     @app.get("/datasets/<dataset_id>/export", scope="read")
     def export(dataset_id: str) -> _Stream:
-        query = bottle.request.query
+        query = _query()
         params.no_filters(query, ("format", "columns"))
         fmt = query.get("format") or "csv"
         if fmt not in ("csv", "ndjson"):
@@ -255,22 +269,17 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
 
     @app.get("/datasets/<dataset_id>/stats", scope="read")
     def stats(dataset_id: str) -> bytes:
-        query = bottle.request.query
+        query = _query()
         params.no_filters(query, ("columns",))
         with open_dataset(store, jobs, dataset_id) as dataset:
             wanted = params.columns(query, dataset.names)
             stored = dataset.stats_bytes()
-            head = (
-                b'{"dataset":'
-                + orjson.dumps(dataset_id)
-                + b',"rows_matched":'
-                + str(dataset.rows).encode()
-                + b","
-            )
-            if wanted is None:
-                return raw_json(head + stored[1:])
-            columns = orjson.loads(stored)["columns"]
-            return raw_json(head + orjson.dumps({"columns": {n: columns[n] for n in wanted}})[1:])
+            if wanted is not None:
+                every = orjson.loads(stored)
+                stored = orjson.dumps({name: every[name] for name in wanted})
+            head = {"dataset": dataset_id, "rows_matched": dataset.rows}
+            # The stored statistics are spliced in as they are: no decoding for the common case.
+            return raw_json(orjson.dumps(head)[:-1] + b',"columns":' + stored + b"}")
 
     for code in (404, 405):
         app.error(code)(_bottle_error)
@@ -303,9 +312,12 @@ def _pending_jobs(rillet: Rillet) -> list[dict[str, Any]]:
     """Jobs whose dataset is not ready: queued, running or failed."""
     out = []
     for entry in sorted(rillet.store.root.joinpath("jobs").iterdir()):
-        job_id = entry.stem
-        record = rillet.jobs.find(job_id)
-        if record and record["status"] != "done":
+        record = rillet.jobs.find(entry.stem)
+        if (
+            record
+            and record["status"] != "done"
+            and not rillet.store.is_ready(record["dataset_id"])
+        ):
             out.append(record)
     return out
 
@@ -362,7 +374,10 @@ class _Stream:
         rillet.stream_opened(1)
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._chunks
+        try:
+            yield from self._chunks
+        finally:
+            self.close()  # also when it ends at once: bottle then never calls close()
 
     def close(self) -> None:
         if self._open:

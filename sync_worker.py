@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from streaming.convert import FIELD_LIMIT, ROWS_FILE, convert_csv
+from streaming.convert import ROWS_FILE, convert_csv
 from streaming.errors import RilletError
 from streaming.jobs import Claim, Jobs, job_error
 from streaming.settings import Settings
@@ -48,7 +48,8 @@ class Worker:
         self.jobs = Jobs(self.store)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._child: subprocess.Popen[bytes] | None = None
+        self._children: set[subprocess.Popen[bytes]] = set()  # one per sync thread
+        self._lock = threading.Lock()
 
     def wake(self) -> None:
         """Look at the queue now rather than at the next poll."""
@@ -58,16 +59,20 @@ class Worker:
         """Stop claiming; a sync under way is stopped too and its job queued again."""
         self._stop.set()
         self._wake.set()
-        child = self._child
-        if child is not None and child.poll() is None:
-            child.terminate()
+        with self._lock:
+            for child in self._children:
+                if child.poll() is None:
+                    child.terminate()
 
     def run_forever(self) -> None:
         last_recover = 0.0
         while not self._stop.is_set():
             if time.monotonic() - last_recover > RECOVER_SECONDS:
-                self.recover()
                 last_recover = time.monotonic()
+                try:
+                    self.recover()
+                except Exception:  # the loop must outlive a failed recovery too
+                    log.exception("worker: recovery failed")
             claim = self.jobs.claim()
             if claim is None:
                 self._wake.wait(POLL_SECONDS)
@@ -77,6 +82,16 @@ class Worker:
                 self.run_claimed(claim)
             except Exception:  # the loop must outlive any one job
                 log.exception("worker: job %s could not be run", claim.job_id)
+
+    def start_threads(self, count: int) -> list[threading.Thread]:
+        """Run the loop in ``count`` daemon threads of this process."""
+        threads = [
+            threading.Thread(target=self.run_forever, name=f"sync-worker-{n}", daemon=True)
+            for n in range(count)
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
 
     def recover(self) -> None:
         for job_id in self.jobs.recover(self.settings.sync_attempts):
@@ -100,22 +115,15 @@ class Worker:
             env=env,
             pass_fds=(claim.lock_fd,),
         )
-        self._child = child
+        with self._lock:
+            self._children.add(child)
         try:
             child.wait()
         finally:
-            self._child = None
-        # The record decides, not the exit code: a child stopped just after it recorded its
-        # outcome has finished its job.
-        record = self.jobs.find(claim.job_id)
-        if record is None or record["status"] in ("done", "failed"):
-            self.jobs.settle(claim)
-        elif self._stop.is_set():
-            self.jobs.requeue(claim)  # stopped on purpose: not an attempt that failed
-        else:
-            why = f"its process exited with code {child.returncode}"
-            log.warning("worker: sync of %s stopped: %s", claim.job_id, why)
-            self.jobs.requeue_or_fail(claim, self.settings.sync_attempts, why)
+            with self._lock:
+                self._children.discard(child)
+        why = f"its process exited with code {child.returncode}"
+        self.jobs.conclude(claim, self.settings.sync_attempts, why, stopping=self._stop.is_set())
 
 
 def sync_job(settings: Settings, job_id: str) -> None:
@@ -124,6 +132,9 @@ def sync_job(settings: Settings, job_id: str) -> None:
     jobs = Jobs(store)
     job = jobs.get(job_id)
     dataset_id = job["dataset_id"]
+    if store.is_ready(dataset_id):  # published by an earlier attempt that died recording it
+        jobs.update(job_id, status="done", error=None, finished_at=utc_now())
+        return
     tmp = store.new_tmp_dir(dataset_id)
     total = job["source"]["bytes"]
     report = _Throttle(PROGRESS_SECONDS)
@@ -218,7 +229,7 @@ def convert_one(source: Path, out: Path, delimiter: str | None, encoding: str | 
             delimiter=delimiter,
             encoding=encoding,
             progress=progress,
-            field_limit=FIELD_LIMIT,
+            field_limit=Settings.from_env().csv_field_limit_kb * 1024,
         )
     except RilletError as exc:
         sys.stderr.write(f"\n{source}: {exc.message}\n")
@@ -263,10 +274,13 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(settings)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     log.info("worker: watching %s", settings.data_dir)
+    threads = worker.start_threads(settings.sync_concurrency - 1)
     try:
         worker.run_forever()
     except KeyboardInterrupt:
         worker.stop()
+    for thread in threads:
+        thread.join()
     return 0
 
 
@@ -274,8 +288,7 @@ def run_in_thread(settings: Settings) -> Worker:
     """Start the worker loop in daemon threads (SYNC_CONCURRENCY of them) of this process."""
     worker = Worker(settings)
     worker.recover()
-    for n in range(settings.sync_concurrency):
-        threading.Thread(target=worker.run_forever, name=f"sync-worker-{n}", daemon=True).start()
+    worker.start_threads(settings.sync_concurrency)
     return worker
 
 

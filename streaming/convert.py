@@ -102,7 +102,9 @@ def convert_csv(
     """
     codec = resolve_encoding(encoding)
     if delimiter is not None and len(delimiter) != 1:
-        raise BadRequest("delimiter must be a single character", code="bad_delimiter")
+        raise BadRequest(
+            f"delimiter must be a single character, not {delimiter!r}", code="bad_parameter"
+        )
     csv.field_size_limit(field_limit)
     hints: dict[int, str] = {}
     restarts = 0
@@ -230,7 +232,7 @@ class _Run:
             column_stats = stats[j] or ColumnStats(kinds[j] or "null")
             results[name] = column_stats.result()
             columns.append({"name": name, "type": column_stats.kind, "nulls": column_stats.nulls})
-        _write(self.out_dir / STATS_FILE, orjson.dumps({"columns": results}))
+        _write(self.out_dir / STATS_FILE, orjson.dumps(results))
         return columns
 
     def _column(

@@ -125,6 +125,16 @@ class Jobs:
     def _markers(self, job_id: str) -> list[str]:
         return [m for m in os.listdir(self._queue) if m.endswith("_" + job_id)]
 
+    def lock(self, job_id: str) -> Claim | None:
+        """Hold a job's lock, as a worker running it would; None if someone holds it."""
+        fd = self._try_lock(check_job_id(job_id))
+        if fd is None:
+            return None
+        if self.is_running(job_id):  # claimed, and its worker died: recovery's business
+            os.close(fd)
+            return None
+        return Claim(job_id, fd)
+
     def is_running(self, job_id: str) -> bool:
         return (self._running / check_job_id(job_id)).exists()
 
@@ -211,21 +221,37 @@ class Jobs:
             lock_fd = self._try_lock(job_id)
             if lock_fd is None:
                 continue  # its worker is alive
+            claim = Claim(job_id, lock_fd)
+            if not (self._running / job_id).exists():  # settled while we took the lock
+                claim.release()
+                continue
             orphans.append(job_id)
             self._sweep_tmp(job_id)
-            claim = Claim(job_id, lock_fd)
-            if self.store.is_ready("ds_" + job_id.removeprefix("job_")):
-                self.finish(claim, status="done")  # died after publishing, before recording
-            else:
-                self.requeue_or_fail(claim, attempts, "its worker stopped")
+            self.conclude(claim, attempts, "its worker stopped")
         for entry in os.listdir(self.store.tmp):
-            job_id = "job_" + entry.partition(".")[0].removeprefix("ds_")
+            job_id = self.store.job_of(entry.partition(".")[0])
             if JOB_ID.fullmatch(job_id) and not self.is_running(job_id):
                 self._sweep_tmp(job_id)
         return orphans
 
+    def conclude(self, claim: Claim, attempts: int, why: str, stopping: bool = False) -> None:
+        """Give up a claimed job whose sync process has ended, however it ended.
+
+        The record decides, not how the process ended: a sync stopped just after it recorded
+        its outcome, or just after it published its dataset, has finished its job.
+        """
+        record = self.find(claim.job_id)
+        if record is None or record["status"] in ("done", "failed"):
+            self.settle(claim)
+        elif self.store.is_ready(self.store.dataset_of(claim.job_id)):
+            self.finish(claim, status="done", error=None)
+        elif stopping:
+            self.requeue(claim)  # stopped on purpose: not an attempt that failed
+        else:
+            self.requeue_or_fail(claim, attempts, why)
+
     def _sweep_tmp(self, job_id: str) -> None:
-        prefix = "ds_" + job_id.removeprefix("job_") + "."
+        prefix = self.store.dataset_of(job_id) + "."
         for entry in os.listdir(self.store.tmp):
             if entry.startswith(prefix):
                 shutil.rmtree(self.store.tmp / entry, ignore_errors=True)

@@ -1,7 +1,7 @@
 """Reading a ready dataset: pages by the row index, and every row as a stream of blocks.
 
-A reader opens the dataset's files once and keeps their descriptors, so a dataset deleted
-while a response streams stays readable to that response (POSIX keeps an unlinked file until
+A reader opens the dataset's files once, up front, and keeps their descriptors, so a dataset
+deleted while a response streams stays readable to that response (POSIX keeps an unlinked file until
 its last descriptor closes). Pages are found by the index in constant time whatever their
 depth; a stream yields blocks of whole lines of about BLOCK_BYTES, since waitress pays per
 chunk (a page yielded row by row measured about 4x slower).
@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from streaming.convert import INDEX_FILE, ROWS_FILE, SAMPLE_FILE, STATS_FILE
+from streaming.convert import INDEX_FILE, ROWS_FILE, STATS_FILE
 from streaming.errors import NotFound, NotReady
 from streaming.index import RowIndex
 from streaming.jobs import Jobs
@@ -29,17 +29,20 @@ class Dataset:
 
     def __init__(self, store: Store, dataset_id: str) -> None:
         folder = store.dataset_dir(dataset_id)
-        try:
-            fds = [os.open(folder / name, os.O_RDONLY) for name in (META_FILE, ROWS_FILE)]
-        except FileNotFoundError:
-            raise NotFound(f"dataset {dataset_id!r} does not exist") from None
         self.id = dataset_id
         self.folder = folder
-        self._meta_fd, self._rows_fd = fds
-        self.meta_bytes = _read_all(self._meta_fd)
-        self.meta: dict[str, Any] = orjson.loads(self.meta_bytes)
-        self._index_fd = os.open(folder / INDEX_FILE, os.O_RDONLY)
-        self.index = RowIndex(self._index_fd)
+        fds: list[int] = []
+        try:
+            for name in (META_FILE, ROWS_FILE, INDEX_FILE, STATS_FILE):
+                fds.append(os.open(folder / name, os.O_RDONLY))
+        except FileNotFoundError:  # not there, or deleted while we opened it
+            for fd in fds:
+                os.close(fd)
+            raise NotFound(f"dataset {dataset_id!r} does not exist") from None
+        self._fds = fds
+        meta_fd, self._rows_fd, index_fd, self._stats_fd = fds
+        self.meta: dict[str, Any] = orjson.loads(_read_all(meta_fd))
+        self.index = RowIndex(index_fd)
         self.names: list[str] = [c["name"] for c in self.meta["columns"]]
         self.rows: int = self.meta["rows"]
 
@@ -50,12 +53,9 @@ class Dataset:
         self.close()
 
     def close(self) -> None:
-        for fd in (self._meta_fd, self._rows_fd, self._index_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._meta_fd = self._rows_fd = self._index_fd = -1
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            os.close(fd)
 
     def lines(self, start: int, stop: int) -> list[bytes]:
         """The stored lines (JSON arrays) of rows ``[start, stop)``."""
@@ -79,10 +79,8 @@ class Dataset:
             yield carry
 
     def stats_bytes(self) -> bytes:
-        return _read_file(self.folder / STATS_FILE)
-
-    def sample_lines(self) -> list[bytes]:
-        return _read_file(self.folder / SAMPLE_FILE).splitlines()
+        """stats.json: ``{NAME: STATS, ...}`` in the header's order."""
+        return _read_all(self._stats_fd)
 
 
 def open_dataset(store: Store, jobs: Jobs, dataset_id: str) -> Dataset:
@@ -132,8 +130,3 @@ def pending_meta(job: dict[str, Any]) -> dict[str, Any]:
 def _read_all(fd: int) -> bytes:
     size = os.fstat(fd).st_size
     return os.pread(fd, size, 0)
-
-
-def _read_file(path: os.PathLike[str]) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()

@@ -76,6 +76,10 @@ class Store:
     def job_of(dataset_id: str) -> str:
         return "job_" + dataset_id.removeprefix("ds_")
 
+    @staticmethod
+    def dataset_of(job_id: str) -> str:
+        return "ds_" + job_id.removeprefix("job_")
+
     def upload_path(self, job_id: str) -> Path:
         return self.root / "uploads" / f"{check_job_id(job_id)}.csv"
 
