@@ -171,6 +171,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
     @app.post("/datasets", scope="write")
     def upload() -> bottle.HTTPResponse:
         query = _query()
+        params.only(query, ("name", "delimiter", "encoding"))
         delimiter = params.delimiter(query)
         encoding = resolve_encoding(query.get("encoding")) if query.get("encoding") else None
         name = query.get("name") or None
@@ -180,6 +181,8 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
             store.upload_path(ids.job),
             max_bytes=settings.max_upload_mb * 2**20,
             name=name,
+            # UTF-16 and UTF-32 text is full of NUL bytes: no binary sniffing for them.
+            binary_check=not (encoding or "").startswith(("utf-16", "utf-32")),
         )
         source = {"filename": spooled.filename, "bytes": spooled.bytes, "sha256": spooled.sha256}
         options = {"delimiter": delimiter, "encoding": encoding}
@@ -242,6 +245,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         if dataset_id is None:
             raise NotFound("there is no ready dataset yet; upload one with POST /datasets")
         if params.flag(query, "metadata_only"):
+            params.only(query, ("dataset", "metadata_only"))
             return raw_json(_metadata(rillet, dataset_id))
         return _rows(rillet, dataset_id, query, "/fetch-data", {"dataset": dataset_id})
 
@@ -249,13 +253,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
     def export(dataset_id: str) -> _Stream:
         query = _query()
         params.no_filters(query, ("format", "columns"))
-        fmt = query.get("format") or "csv"
-        if fmt not in ("csv", "ndjson"):
-            raise BadRequest(
-                f"format must be csv or ndjson, not {fmt!r}",
-                code="bad_parameter",
-                parameter="format",
-            )
+        fmt = params.output_format(query, ("csv", "ndjson"), default="csv")
         dataset = open_dataset(store, jobs, dataset_id)
         try:
             projection = Projection(dataset.names, params.columns(query, dataset.names))

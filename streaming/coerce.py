@@ -18,7 +18,8 @@ string      anything else                                    string
 
 Null markers, in any column: the empty string, ``NA``, ``N/A``, ``null``, ``NULL``, ``NaN``.
 Leading zeros ("01234") keep a column a string: they are codes, not numbers. An integer outside
-the signed 64-bit range makes its column a string, so it is never rounded.
+the signed 64-bit range makes its column a string, so it is never rounded; so does, in a number
+column, an integer that a float cannot hold exactly (beyond 2**53).
 
 Each converter takes a batch of one column's raw strings and returns the typed values (with
 None for nulls) and the non-null typed values, or raises ``Mismatch``. The work runs in C
@@ -46,7 +47,7 @@ _NOT_NUMBER_CHARS = str.maketrans("", "", "0123456789-+.eE")
 # A zero that starts a value and is followed by a digit: "012", "-07.5" (not "10.05", "1e05"),
 # searched for in "\n" + the batch's values joined by "\n" (a literal prefix searches fast).
 _LEADING_ZERO = re.compile(r"\n[-+]?0[0-9]")
-_HUGE_INTEGER = re.compile(r"-?[0-9]{19,}")
+_LONG_INTEGER = re.compile(r"-?[0-9]{16,}")
 _DATES = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}\n)*[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
@@ -113,8 +114,13 @@ def _numbers(texts: list[str]) -> list[float]:
         raise Mismatch("not a number") from None
     if not all(map(math.isfinite, values)):
         raise Mismatch("number out of range")
-    if values and max(map(abs, values)) >= 2.0**63 and any(map(_HUGE_INTEGER.fullmatch, texts)):
-        raise Mismatch("integer beyond 64 bits")  # as a float it would be rounded
+    if values and max(map(abs, values)) >= 2.0**53:
+        # An integer a float cannot hold exactly ("12345678901234567") would be rounded:
+        # the column is a string instead.
+        for text in filter(_LONG_INTEGER.fullmatch, texts):
+            exact = int(text)
+            if not _INT64_MIN <= exact <= _INT64_MAX or int(float(text)) != exact:
+                raise Mismatch("integer that a float would round")
     return values
 
 

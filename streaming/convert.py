@@ -167,7 +167,7 @@ class _Run:
             delimiter = self.delimiter or sniff_delimiter(head, python_codec)
             self.python_codec, self.delimiter_used = python_codec, delimiter
             text = io.TextIOWrapper(raw, encoding=python_codec, errors="strict", newline="")
-            reader = csv.reader(text, delimiter=delimiter)
+            reader = csv.reader(text, delimiter=delimiter, strict=True)
             try:
                 names = self._header(reader)
                 columns = self._body(reader, raw, names)
@@ -350,7 +350,7 @@ def _line_of_bad_bytes(source: Path, codec: str) -> int:
 def _line_of_record(source: Path, codec: str, delimiter: str, record: int) -> int:
     """The 1-based line where record number ``record`` (0 is the header) starts."""
     with open(source, encoding=codec, newline="") as text:
-        reader = csv.reader(text, delimiter=delimiter)
+        reader = csv.reader(text, delimiter=delimiter, strict=True)
         end_of_previous = 0
         for i, _ in enumerate(reader):
             if i == record:

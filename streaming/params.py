@@ -92,20 +92,19 @@ def columns(query: Mapping[str, str], names: Sequence[str]) -> list[str] | None:
     return wanted
 
 
-def page(
-    query: Mapping[str, str],
-    names: Sequence[str],
-    page_max: int,
-    formats: Sequence[str] = FORMATS,
-    default_format: str = "json",
-) -> Page:
-    fmt = query.get("format") or default_format
+def output_format(query: Mapping[str, str], formats: Sequence[str], default: str) -> str:
+    fmt = query.get("format") or default
     if fmt not in formats:
         raise BadRequest(
             f"format must be one of {', '.join(formats)}, not {fmt!r}",
             code="bad_parameter",
             parameter="format",
         )
+    return fmt
+
+
+def page(query: Mapping[str, str], names: Sequence[str], page_max: int) -> Page:
+    fmt = output_format(query, FORMATS, "json")
     return Page(
         limit=integer(query, "limit", min(100, page_max), 1, page_max),
         offset=integer(query, "offset", 0, 0, 2**62),
@@ -113,6 +112,17 @@ def page(
         format=fmt,
         count=flag(query, "count"),
     )
+
+
+def only(query: Mapping[str, str], allowed: Sequence[str]) -> None:
+    """Reject any parameter but ``allowed`` (for routes that take no filters at all)."""
+    for name in query:
+        if name not in allowed:
+            raise BadRequest(
+                f"unknown parameter {name!r}; this route takes {', '.join(allowed)}",
+                code="bad_parameter",
+                parameter=name,
+            )
 
 
 def no_filters(query: Mapping[str, str], allowed: Sequence[str]) -> None:

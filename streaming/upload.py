@@ -64,6 +64,7 @@ def spool_upload(
     max_bytes: int,
     name: str | None = None,
     chunk_size: int = 65536,
+    binary_check: bool = True,
 ) -> Spooled:
     """Copy the request body's CSV file to ``dest`` and describe it (see the module docstring)."""
     media_type, params = _parse_header(environ.get("CONTENT_TYPE", ""))
@@ -82,7 +83,7 @@ def spool_upload(
     chunks = _body_chunks(environ["wsgi.input"], length, body_limit, max_bytes, chunk_size)
     try:
         with dest.open("wb") as out:
-            sink = _Sink(out, max_bytes)
+            sink = _Sink(out, max_bytes, binary_check)
             if boundary is None:
                 filename = fallback
                 for chunk in chunks:
@@ -101,9 +102,10 @@ def spool_upload(
 class _Sink:
     """The stored file: written to disk, counted, hashed, capped and checked for binary."""
 
-    def __init__(self, out: BinaryIO, max_bytes: int) -> None:
+    def __init__(self, out: BinaryIO, max_bytes: int, binary_check: bool = True) -> None:
         self.out = out
         self.max_bytes = max_bytes
+        self.binary_check = binary_check
         self.size = 0
         self.sha256 = hashlib.sha256()
         self.head = bytearray()
@@ -116,7 +118,7 @@ class _Sink:
         if len(self.head) < HEAD_BYTES:
             start = len(self.head)
             self.head += data[: HEAD_BYTES - start]
-            nul = self.head.find(b"\x00", start)
+            nul = self.head.find(b"\x00", start) if self.binary_check else -1
             if nul != -1:
                 raise UnsupportedMediaType(
                     f"the upload looks binary (NUL byte at offset {nul}), not a CSV"

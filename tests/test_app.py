@@ -487,3 +487,63 @@ print("httpx" in sys.modules)
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_an_empty_export_still_closes_its_files(client: httpx.Client, rillet: Rillet) -> None:
+    dataset_id = upload(client, rillet, "a,b\n")
+    for fmt in ("ndjson", "csv"):
+        response = client.get(f"/datasets/{dataset_id}/export", params={"format": fmt})
+        assert response.status_code == 200
+    assert rillet.open_streams == 0
+
+
+def test_non_ascii_names_and_columns_arrive_as_utf8(client: httpx.Client, rillet: Rillet) -> None:
+    dataset_id = upload_bytes(client, rillet, "café,n\nnoir,1\n".encode(), name="crème")
+    assert client.get(f"/datasets/{dataset_id}").json()["name"] == "crème"
+    rows = client.get(f"/datasets/{dataset_id}/rows", params={"columns": "café"}).json()["rows"]
+    assert rows == [{"café": "noir"}]
+    assert_error(client.get(f"/datasets/{dataset_id}/rows?columns=%FF"), 400, "bad_parameter")
+
+
+def test_utf16_uploads_with_their_encoding(client: httpx.Client, rillet: Rillet) -> None:
+    dataset_id = upload_bytes(
+        client, rillet, "city,n\nZürich,1\n".encode("utf-16"), encoding="utf-16"
+    )
+    rows = client.get(f"/datasets/{dataset_id}/rows").json()["rows"]
+    assert rows == [{"city": "Zürich", "n": 1}]
+
+
+def test_routes_without_filters_reject_unknown_parameters(
+    client: httpx.Client, rillet: Rillet
+) -> None:
+    upload(client, rillet, FLIGHTS)
+    assert_error(
+        client.post(
+            "/datasets?colour=red", content=b"a\n1\n", headers={"Content-Type": "text/csv"}
+        ),
+        400,
+        "bad_parameter",
+    )
+    assert_error(
+        client.get("/fetch-data", params={"metadata_only": "1", "carrier": "UA"}),
+        400,
+        "bad_parameter",
+    )
+
+
+def test_delete_waits_for_a_sync_holding_its_job(client: httpx.Client, rillet: Rillet) -> None:
+    response = client.post("/datasets", files={"file": ("f.csv", FLIGHTS.encode())})
+    dataset_id, job_id = response.json()["dataset"]["id"], response.json()["job"]["id"]
+    claim = rillet.jobs.claim()
+    assert claim is not None and claim.job_id == job_id
+    assert_error(client.delete(f"/datasets/{dataset_id}"), 409, "sync_running")
+    claim.release()
+
+
+def upload_bytes(client: httpx.Client, rillet: Rillet, data: bytes, **params: str) -> str:
+    response = client.post("/datasets", params=params, files={"file": ("f.csv", data)})
+    assert response.status_code == 202, response.text
+    run_queued_jobs(rillet)
+    job = client.get(response.json()["job"]["url"]).json()
+    assert job["status"] == "done", job
+    return str(response.json()["dataset"]["id"])

@@ -525,3 +525,15 @@ def test_a_column_of_numbers_near_the_largest_float_converts(tmp_path):
     conversion, rows = convert(tmp_path, "x\n1e308\n1.5e308\n")
     assert types(conversion) == ["number"]
     assert rows == [[1e308], [1.5e308]]
+
+
+def test_an_unclosed_quote_fails_naming_its_line_instead_of_swallowing_the_rest(tmp_path):
+    with pytest.raises(InvalidCSV) as failure:
+        convert(tmp_path, 'a,b\n1,2\n"3,4\n5,6\n')
+    assert failure.value.line is not None and failure.value.line >= 3
+
+
+def test_an_integer_a_float_would_round_keeps_a_decimal_column_a_string(tmp_path):
+    conversion, rows = convert(tmp_path, "x\n1.5\n12345678901234567\n")
+    assert types(conversion) == ["string"]
+    assert rows == [["1.5"], ["12345678901234567"]]

@@ -165,3 +165,21 @@ def test_sigterm_stops_the_worker_and_requeues_its_job_without_an_attempt(
     job = rillet.jobs.get(job_id)
     assert job["status"] == "queued" and job["attempts"] == 0
     assert client.get("/health").json()["jobs"] == {"queued": 1, "running": 0}
+
+
+def test_a_sync_killed_after_publishing_is_done_not_retried(
+    client: httpx.Client, rillet: Rillet
+) -> None:
+    from sync_worker import sync_job
+
+    _, job_id = queue_upload(client, b"a\n1\n2\n")
+    claim = rillet.jobs.claim()
+    assert claim is not None
+    rillet.jobs.start(claim)
+    sync_job(rillet.settings, job_id)
+    rillet.jobs.update(job_id, status="running")  # as if killed before recording 'done'
+    rillet.jobs.conclude(claim, attempts=2, why="killed")
+    job = rillet.jobs.get(job_id)
+    assert job["status"] == "done" and job["attempts"] == 1
+    assert client.get("/health").json()["jobs"] == {"queued": 0, "running": 0}
+    assert len(client.get("/datasets").json()["datasets"]) == 1
