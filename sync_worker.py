@@ -29,7 +29,7 @@ from pathlib import Path
 
 from streaming.convert import ROWS_FILE, convert_csv
 from streaming.errors import RilletError
-from streaming.jobs import Claim, Jobs, job_error
+from streaming.jobs import Claim, Jobs, job_error, progress
 from streaming.settings import Settings
 from streaming.store import Store, utc_now
 
@@ -139,18 +139,9 @@ def sync_job(settings: Settings, job_id: str) -> None:
     total = job["source"]["bytes"]
     report = _Throttle(PROGRESS_SECONDS)
 
-    def progress(bytes_read: int, rows: int) -> None:
+    def report_progress(bytes_read: int, rows: int) -> None:
         if report.due():
-            fraction = round(min(1.0, bytes_read / total), 4) if total else 1.0
-            jobs.update(
-                job_id,
-                progress={
-                    "bytes_read": bytes_read,
-                    "bytes_total": total,
-                    "rows": rows,
-                    "fraction": fraction,
-                },
-            )
+            jobs.update(job_id, progress=progress(bytes_read, total, rows))
 
     try:
         conversion = convert_csv(
@@ -158,7 +149,7 @@ def sync_job(settings: Settings, job_id: str) -> None:
             tmp,
             delimiter=job["options"].get("delimiter"),
             encoding=job["options"].get("encoding"),
-            progress=progress,
+            progress=report_progress,
             field_limit=settings.csv_field_limit_kb * 1024,
         )
         meta = {
@@ -187,12 +178,7 @@ def sync_job(settings: Settings, job_id: str) -> None:
         job_id,
         status="done",
         finished_at=utc_now(),
-        progress={
-            "bytes_read": total,
-            "bytes_total": total,
-            "rows": conversion.rows,
-            "fraction": 1.0,
-        },
+        progress=progress(total, total, conversion.rows),
     )
 
 
@@ -218,7 +204,7 @@ def convert_one(source: Path, out: Path, delimiter: str | None, encoding: str | 
     started = time.monotonic()
     bar = _Throttle(0.1)
 
-    def progress(bytes_read: int, rows: int) -> None:
+    def draw_progress(bytes_read: int, rows: int) -> None:
         if bar.due():
             _draw(bytes_read, total, rows, time.monotonic() - started)
 
@@ -228,7 +214,7 @@ def convert_one(source: Path, out: Path, delimiter: str | None, encoding: str | 
             out,
             delimiter=delimiter,
             encoding=encoding,
-            progress=progress,
+            progress=draw_progress,
             field_limit=Settings.from_env().csv_field_limit_kb * 1024,
         )
     except RilletError as exc:

@@ -92,12 +92,7 @@ class Jobs:
             "dataset_id": dataset_id,
             "name": name,
             "status": "queued",
-            "progress": {
-                "bytes_read": 0,
-                "bytes_total": source["bytes"],
-                "rows": 0,
-                "fraction": 0.0,
-            },
+            "progress": progress(0, source["bytes"], 0),
             "error": None,
             "created_at": utc_now(),
             "started_at": None,
@@ -255,6 +250,17 @@ class Jobs:
         for entry in os.listdir(self.store.tmp):
             if entry.startswith(prefix):
                 shutil.rmtree(self.store.tmp / entry, ignore_errors=True)
+
+
+def progress(bytes_read: int, bytes_total: int, rows: int) -> dict[str, Any]:
+    """A job's ``progress`` field."""
+    fraction = round(min(1.0, bytes_read / bytes_total), 4) if bytes_total else 1.0
+    return {
+        "bytes_read": bytes_read,
+        "bytes_total": bytes_total,
+        "rows": rows,
+        "fraction": fraction,
+    }
 
 
 def job_error(exc: BaseException) -> dict[str, Any]:

@@ -105,6 +105,8 @@ def open_dataset(store: Store, jobs: Jobs, dataset_id: str) -> Dataset:
 
 def pending_meta(job: dict[str, Any]) -> dict[str, Any]:
     """METADATA of a dataset whose sync has not (or not successfully) finished."""
+    # A 'done' job whose dataset is not there is one whose dataset was just deleted, or one
+    # caught between its publishing and its recording: "running" is the honest word for both.
     status = {"queued": "queued", "running": "running", "failed": "failed"}.get(
         job["status"], "running"
     )

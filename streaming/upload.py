@@ -54,7 +54,7 @@ class Spooled:
     bytes: int  # size of the stored file
     sha256: str  # hex digest of the stored file
     # builtins.bytes, because inside this class `bytes` now names the field above.
-    head: builtins.bytes  # the first (up to) HEAD_BYTES bytes of the file, for sniffing later
+    head: builtins.bytes  # the first (up to) HEAD_BYTES bytes of the file, as checked
 
 
 def spool_upload(
