@@ -13,6 +13,7 @@ the only place that writes an error response.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -26,11 +27,12 @@ from urllib.parse import urlencode
 import bottle
 import orjson
 
-from streaming import params
+from streaming import aggregate, params, scan
 from streaming.auth import KeyRing
 from streaming.convert import resolve_encoding
-from streaming.encode import MEDIA_TYPES, Projection, csv_header, csv_rows, ndjson, stream
+from streaming.encode import MEDIA_TYPES, Projection, csv_header, csv_rows, decode, ndjson, stream
 from streaming.errors import BadRequest, MethodNotAllowed, NotFound, NotReady, RilletError
+from streaming.filter import parse as parse_filters
 from streaming.jobs import Jobs
 from streaming.openapi import openapi_document
 from streaming.read import Dataset, open_dataset, pending_meta
@@ -209,8 +211,11 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         return raw_json(b'{"datasets":[' + b",".join(m for m in ready + pending if m) + b"]}")
 
     @app.get("/datasets/<dataset_id>", scope="read")
-    def metadata(dataset_id: str) -> bytes:
-        return raw_json(_metadata(rillet, dataset_id))
+    def metadata(dataset_id: str) -> Any:
+        body = _metadata(rillet, dataset_id)
+        if store.is_ready(dataset_id) and (not_modified := _not_modified(dataset_id)):
+            return not_modified
+        return raw_json(body)
 
     @app.delete("/datasets/<dataset_id>", scope="write")
     def delete(dataset_id: str) -> bottle.HTTPResponse:
@@ -250,34 +255,62 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         return _rows(rillet, dataset_id, query, "/fetch-data", {"dataset": dataset_id})
 
     @app.get("/datasets/<dataset_id>/export", scope="read")
-    def export(dataset_id: str) -> _Stream:
+    def export(dataset_id: str) -> Any:
         query = _query()
-        params.no_filters(query, ("format", "columns"))
         fmt = params.output_format(query, ("csv", "ndjson"), default="csv")
         dataset = open_dataset(store, jobs, dataset_id)
         try:
             projection = Projection(dataset.names, params.columns(query, dataset.names))
-        except RilletError:
+            selection = parse_filters(query, dataset.meta["columns"])
+            not_modified = _not_modified(dataset_id)
+        except BaseException:
             dataset.close()
             raise
+        if not_modified:
+            dataset.close()
+            return not_modified
         bottle.response.content_type = MEDIA_TYPES[fmt]
         filename = f"{dataset.meta['name'].rsplit('.', 1)[0] or dataset_id}.{fmt}"
         bottle.response.set_header("Content-Disposition", _attachment(filename))
-        return _Stream(stream(projection, fmt, dataset.blocks()), dataset, rillet)
+        row_blocks = (block.rows for block in scan.blocks(dataset, selection))
+        return _Stream(stream(projection, fmt, row_blocks), dataset, rillet)
 
     @app.get("/datasets/<dataset_id>/stats", scope="read")
-    def stats(dataset_id: str) -> bytes:
+    def stats(dataset_id: str) -> Any:
         query = _query()
-        params.no_filters(query, ("columns",))
         with open_dataset(store, jobs, dataset_id) as dataset:
             wanted = params.columns(query, dataset.names)
-            stored = dataset.stats_bytes()
+            selection = parse_filters(query, dataset.meta["columns"])
+            if not_modified := _not_modified(dataset_id):
+                return not_modified
+            if selection.active:
+                matched, columns = scan.statistics(dataset, selection)
+                stored = orjson.dumps(columns)
+            else:  # computed at sync time: spliced in as stored, not even decoded
+                matched, stored = dataset.rows, dataset.stats_bytes()
             if wanted is not None:
                 every = orjson.loads(stored)
                 stored = orjson.dumps({name: every[name] for name in wanted})
-            head = {"dataset": dataset_id, "rows_matched": dataset.rows}
-            # The stored statistics are spliced in as they are: no decoding for the common case.
+            head = {"dataset": dataset_id, "rows_matched": matched}
             return raw_json(orjson.dumps(head)[:-1] + b',"columns":' + stored + b"}")
+
+    @app.get("/datasets/<dataset_id>/groupby", scope="read")
+    def groupby(dataset_id: str) -> Any:
+        query = _query()
+        with open_dataset(store, jobs, dataset_id) as dataset:
+            columns = dataset.meta["columns"]
+            by, aggregates = aggregate.parse(query.get("by"), query.get("agg"), columns)
+            limit = params.integer(query, "limit", settings.groupby_max, 1, settings.groupby_max)
+            selection = parse_filters(query, columns)
+            if not_modified := _not_modified(dataset_id):
+                return not_modified
+            groups, truncated = aggregate.group_by(
+                dataset, selection, by, aggregates, settings.groupby_max
+            )
+            groups = aggregate.order(groups, query.get("sort"), limit)
+            return raw_json(
+                orjson.dumps({"dataset": dataset_id, "groups": groups, "truncated": truncated})
+            )
 
     for code in (404, 405):
         app.error(code)(_bottle_error)
@@ -321,40 +354,110 @@ def _pending_jobs(rillet: Rillet) -> list[dict[str, Any]]:
 
 
 def _rows(rillet: Rillet, dataset_id: str, query: Any, path: str, keep: dict[str, str]) -> Any:
+    """A page of rows, filtered, searched and sorted as asked (GET /rows and /fetch-data)."""
     settings = rillet.settings
-    params.no_filters(query, ("limit", "offset", "columns", "format", "count", "dataset"))
-    dataset = open_dataset(rillet.store, rillet.jobs, dataset_id)
-    with dataset:
+    with open_dataset(rillet.store, rillet.jobs, dataset_id) as dataset:
         page = params.page(query, dataset.names, settings.page_max)
-        projection = Projection(dataset.names, page.columns)
-        lines = dataset.lines(page.offset, page.offset + page.limit)
-        end = page.offset + len(lines)
-        next_url = None
-        if end < dataset.rows:
-            shown = {**keep, "limit": str(page.limit), "offset": str(end)}
-            if page.columns:
-                shown["columns"] = ",".join(page.columns)
-            if page.format != "json":
-                shown["format"] = page.format
-            next_url = f"{path}?{urlencode(shown)}"
-        if page.format == "json":
-            body = orjson.dumps(
-                {
-                    "dataset": dataset_id,
-                    "offset": page.offset,
-                    "limit": page.limit,
-                    "rows": projection.objects(lines),
-                    "total": dataset.rows,
-                    "next": next_url,
-                }
+        selection = parse_filters(query, dataset.meta["columns"])
+        order = params.sort(query, dataset.meta["columns"])
+        cursor = query.get("cursor") or None
+        if not_modified := _not_modified(dataset_id):
+            return not_modified
+        link = {**keep, "limit": str(page.limit)}
+        link.update({k: v for k, v in query.items() if k not in _PAGE_WORDS})
+        if page.columns:
+            link["columns"] = ",".join(page.columns)
+        if page.format != "json":
+            link["format"] = page.format
+        total: int | None = dataset.rows
+        if order is not None:
+            if cursor:
+                raise BadRequest(
+                    "cursor does not go with sort: page sorted rows with offset", code="bad_cursor"
+                )
+            if page.offset + page.limit > settings.sort_max:
+                raise BadRequest(
+                    f"a sorted page reaches {page.offset + page.limit} rows deep; the ceiling "
+                    f"is SORT_MAX={settings.sort_max}: narrow the filters",
+                    code="sort_too_deep",
+                )
+            position, descending = order
+            kind = dataset.meta["columns"][position]["type"]
+            rows = scan.sorted_page(
+                dataset, selection, position, descending, kind, page.offset, page.limit
             )
-            return raw_json(body)
+            total = (
+                scan.count(dataset, selection)
+                if selection.active and page.count
+                else (None if selection.active else total)
+            )
+            more = len(rows) == page.limit and (total is None or page.offset + page.limit < total)
+            next_url = (
+                _url(path, {**link, "sort": query["sort"], "offset": str(page.offset + page.limit)})
+                if more
+                else None
+            )
+        elif selection.active or cursor:
+            start = scan.read_cursor(cursor, dataset_id, selection) if cursor else 0
+            skip = 0 if cursor else page.offset
+            rows, resume = scan.page(dataset, selection, start, skip, page.limit)
+            total = (
+                (scan.count(dataset, selection) if page.count else None)
+                if (selection.active)
+                else total
+            )
+            next_url = None
+            if resume is not None:
+                link["cursor"] = scan.make_cursor(dataset_id, selection, resume)
+                next_url = _url(path, link)
+        else:
+            rows = decode(dataset.lines(page.offset, page.offset + page.limit))
+            end = page.offset + len(rows)
+            next_url = _url(path, {**link, "offset": str(end)}) if end < dataset.rows else None
+        projection = Projection(dataset.names, page.columns)
+        if page.format == "json":
+            return raw_json(
+                orjson.dumps(
+                    {
+                        "dataset": dataset_id,
+                        "offset": page.offset,
+                        "limit": page.limit,
+                        "rows": projection.objects(rows),
+                        "total": total,
+                        "next": next_url,
+                    }
+                )
+            )
         bottle.response.content_type = MEDIA_TYPES[page.format]
         if next_url:
             bottle.response.set_header("Link", f'<{next_url}>; rel="next"')
         if page.format == "csv":
-            return csv_header(projection) + csv_rows(projection, lines)
-        return ndjson(projection, lines)
+            return csv_header(projection) + csv_rows(projection, rows)
+        return ndjson(projection, rows)
+
+
+# Parameters a next URL sets itself; every other one (filters, q, count) is carried over.
+_PAGE_WORDS = frozenset(["limit", "offset", "cursor", "columns", "format", "dataset", "sort"])
+
+
+def _url(path: str, query: dict[str, str]) -> str:
+    return f"{path}?{urlencode(query)}"
+
+
+def _not_modified(dataset_id: str) -> bottle.HTTPResponse | None:
+    """Set a strong ETag on a response about a ready dataset; a 304 if the client has it.
+
+    A ready dataset never changes (a new upload is a new dataset), so the ETag is the request
+    itself: the dataset, the path and the query.
+    """
+    request = bottle.request
+    seed = f"{dataset_id}\n{request.path}\n{request.query_string}".encode()
+    etag = '"' + hashlib.sha256(seed).hexdigest()[:32] + '"'
+    bottle.response.set_header("ETag", etag)
+    asked = request.headers.get("If-None-Match", "")
+    if etag in (t.strip() for t in asked.split(",")) or asked.strip() == "*":
+        return bottle.HTTPResponse(status=304, headers={"ETag": etag})
+    return None
 
 
 class _Stream:

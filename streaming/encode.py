@@ -1,7 +1,7 @@
 """Output encoders: stored rows (JSON arrays) to the JSON, NDJSON and CSV that clients read.
 
 Stored lines are decoded a block at a time (one ``orjson.loads`` per block, not per row) and
-re-encoded as objects keyed by column name in the header's order, or as CSV rows.
+re-encoded as objects keyed by column name, or as CSV rows, in the projection's order.
 """
 
 from __future__ import annotations
@@ -31,23 +31,28 @@ class Projection:
         self.positions = [positions[name] for name in self.names]
         self.identity = self.positions == list(range(len(names)))
 
-    def arrays(self, lines: Sequence[bytes]) -> list[list[Any]]:
-        """Decode stored lines into value lists, projected."""
-        if not lines:
-            return []
-        rows: list[list[Any]] = orjson.loads(b"[" + b",".join(lines) + b"]")
+    def arrays(self, rows: Sequence[list[Any]]) -> Sequence[list[Any]]:
+        """Rows' values (header order) cut down to the projection, in its order."""
         if self.identity:
             return rows
         positions = self.positions
         return [[row[i] for i in positions] for row in rows]
 
-    def objects(self, lines: Sequence[bytes]) -> list[dict[str, Any]]:
+    def objects(self, rows: Sequence[list[Any]]) -> list[dict[str, Any]]:
         names = self.names
-        return [dict(zip(names, row)) for row in self.arrays(lines)]
+        return [dict(zip(names, row)) for row in self.arrays(rows)]
 
 
-def ndjson(projection: Projection, lines: Sequence[bytes]) -> bytes:
-    objects = projection.objects(lines)
+def decode(lines: Sequence[bytes]) -> list[list[Any]]:
+    """Stored lines (JSON arrays) to rows, in one ``orjson.loads``."""
+    if not lines:
+        return []
+    rows: list[list[Any]] = orjson.loads(b"[" + b",".join(lines) + b"]")
+    return rows
+
+
+def ndjson(projection: Projection, rows: Sequence[list[Any]]) -> bytes:
+    objects = projection.objects(rows)
     if not objects:
         return b""
     return b"\n".join(map(orjson.dumps, objects)) + b"\n"
@@ -57,8 +62,8 @@ def csv_header(projection: Projection) -> bytes:
     return _csv_rows([projection.names])
 
 
-def csv_rows(projection: Projection, lines: Sequence[bytes]) -> bytes:
-    return _csv_rows([[_csv_cell(v) for v in row] for row in projection.arrays(lines)])
+def csv_rows(projection: Projection, rows: Sequence[list[Any]]) -> bytes:
+    return _csv_rows([[_csv_cell(v) for v in row] for row in projection.arrays(rows)])
 
 
 def _csv_cell(value: Any) -> Any:
@@ -77,12 +82,14 @@ def _csv_rows(rows: Iterable[Sequence[Any]]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def stream(projection: Projection, fmt: str, blocks: Iterable[bytes]) -> Iterator[bytes]:
-    """Encode blocks of stored lines as ``fmt`` (ndjson or csv), one output chunk a block."""
+def stream(
+    projection: Projection, fmt: str, blocks: Iterable[Sequence[list[Any]]]
+) -> Iterator[bytes]:
+    """Encode blocks of rows as ``fmt`` (ndjson or csv), one output chunk a block."""
     if fmt == "csv":
         yield csv_header(projection)
-        for block in blocks:
-            yield csv_rows(projection, block.splitlines())
+        for rows in blocks:
+            yield csv_rows(projection, rows)
     else:
-        for block in blocks:
-            yield ndjson(projection, block.splitlines())
+        for rows in blocks:
+            yield ndjson(projection, rows)

@@ -34,9 +34,6 @@ RESERVED = frozenset(
         "bins",
     ]
 )
-# Reserved words whose features are not served yet; asking for them is a clear 400, not a
-# silently ignored parameter.
-NOT_YET = frozenset(["cursor", "sort", "q"])
 
 
 @dataclass(frozen=True)
@@ -125,21 +122,18 @@ def only(query: Mapping[str, str], allowed: Sequence[str]) -> None:
             )
 
 
-def no_filters(query: Mapping[str, str], allowed: Sequence[str]) -> None:
-    """Reject parameters this route does not serve yet: filters and NOT_YET words."""
-    for name in query:
-        if name in allowed:
-            continue
-        if name in NOT_YET:
-            raise BadRequest(
-                f"{name} is not supported yet", code="unsupported_parameter", parameter=name
-            )
-        if name not in RESERVED:
-            raise BadRequest(
-                f"filters are not supported yet (parameter {name!r})",
-                code="unsupported_parameter",
-                parameter=name,
-            )
+def sort(
+    query: Mapping[str, str], columns: Sequence[Mapping[str, object]]
+) -> tuple[int, bool] | None:
+    """``sort=col`` or ``sort=-col``: the column's position and whether descending."""
+    raw = query.get("sort")
+    if not raw:
+        return None
+    name = raw[1:] if raw.startswith("-") else raw
+    for position, column in enumerate(columns):
+        if column["name"] == name:
+            return position, raw.startswith("-")
+    raise BadRequest(f"cannot sort by {name!r}: no such column", code="unknown_column", column=name)
 
 
 def delimiter(query: Mapping[str, str]) -> str | None:

@@ -64,10 +64,16 @@ class Dataset:
             return []
         return os.pread(self._rows_fd, end - begin, begin).splitlines()
 
-    def blocks(self) -> Iterator[bytes]:
-        """Every stored line, in blocks of whole lines of about BLOCK_BYTES."""
-        position, carry = 0, b""
-        while chunk := os.pread(self._rows_fd, BLOCK_BYTES, position):
+    def row(self, number: int) -> list[Any]:
+        """One row's values, found by the index."""
+        values: list[Any] = orjson.loads(self.lines(number, number + 1)[0])
+        return values
+
+    def blocks(self, position: int = 0, size: int = BLOCK_BYTES) -> Iterator[bytes]:
+        """The stored lines from byte ``position`` on, in blocks of whole lines of about
+        ``size`` bytes."""
+        carry = b""
+        while chunk := os.pread(self._rows_fd, size, position):
             position += len(chunk)
             cut = chunk.rfind(b"\n") + 1
             if cut == 0:

@@ -55,6 +55,18 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("PAGE_MAX", "10000", "Largest `limit` a page may ask for.", _positive_int),
     Setting(
+        "SORT_MAX",
+        "10000",
+        "Deepest sorted page: offset + limit of a sorted request (the sort keeps that many keys).",
+        _positive_int,
+    ),
+    Setting(
+        "GROUPBY_MAX",
+        "10000",
+        "Most groups a group-by holds; past it the answer says truncated.",
+        _positive_int,
+    ),
+    Setting(
         "SYNC_WORKER",
         "on",
         "Run the sync worker thread inside the server (off when `python sync_worker.py` runs).",

@@ -68,7 +68,7 @@ class ColumnStats:
             self.values.update(values)
         if self.kind == "datetime":
             # ISO text orders by time only at one precision: "…:00Z" sorts after "…:00.5Z".
-            self._extremes(min(values, key=_moment), max(values, key=_moment))
+            self._extremes(min(values, key=moment), max(values, key=moment))
         elif self.kind in ("integer", "number", "date"):
             self._extremes(min(values), max(values))
         if self.numeric is not None and self.quantiles is not None:
@@ -82,7 +82,7 @@ class ColumnStats:
         return [{"value": v, "count": c} for v, c in pairs]
 
     def _extremes(self, low: Any, high: Any) -> None:
-        key = _moment if self.kind == "datetime" else None
+        key = moment if self.kind == "datetime" else None
         if self.low is None:
             self.low, self.high = low, high
         elif key is None:
@@ -142,7 +142,7 @@ def _long(text: str) -> str:
     return f"{_LONG}{hash(text) & 0xFFFFFFFFFFFFFFFF:x}"
 
 
-def _moment(text: str) -> str:
+def moment(text: str) -> str:
     """A sort key for canonical datetime text that ignores its fractional-second width."""
     zulu = text.endswith("Z")
     body = text[:-1] if zulu else text

@@ -269,12 +269,16 @@ def test_delete_of_a_queued_upload_cancels_it(client: httpx.Client, rillet: Rill
 
 
 def test_a_stream_survives_deletion_of_its_dataset(client: httpx.Client, rillet: Rillet) -> None:
+    from streaming import scan
     from streaming.encode import Projection, stream
+    from streaming.filter import parse
     from streaming.read import open_dataset
 
     dataset_id = upload(client, rillet, numbered(20000))
     dataset = open_dataset(rillet.store, rillet.jobs, dataset_id)
-    chunks = stream(Projection(dataset.names), "ndjson", dataset.blocks())
+    everything = parse({}, dataset.meta["columns"])
+    blocks = (block.rows for block in scan.blocks(dataset, everything))
+    chunks = stream(Projection(dataset.names), "ndjson", blocks)
     first = next(chunks)
     assert client.delete(f"/datasets/{dataset_id}").status_code == 204
     rest = b"".join(chunks)
@@ -361,8 +365,11 @@ def test_every_error_has_the_one_shape(
         ({"offset": "-1"}, "bad_parameter"),
         ({"format": "xml"}, "bad_parameter"),
         ({"columns": "carrier,nope"}, "unknown_column"),
-        ({"carrier": "UA"}, "unsupported_parameter"),
-        ({"sort": "carrier"}, "unsupported_parameter"),
+        ({"nope": "UA"}, "unknown_column"),
+        ({"carrier__like": "UA"}, "unknown_operator"),
+        ({"dep_delay__gt": "soon"}, "bad_value"),
+        ({"sort": "-nope"}, "unknown_column"),
+        ({"cursor": "not-a-cursor"}, "bad_cursor"),
         ({"count": "maybe"}, "bad_parameter"),
     ],
 )

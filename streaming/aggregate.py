@@ -1,0 +1,178 @@
+"""Group-by: one row per group of one or two columns, with aggregates, in capped memory.
+
+Each block of matching rows (``streaming.scan.blocks``) is split by group key in one Python
+pass; each group's share of the block is then aggregated column-wise with C builtins (``len``,
+``sum``, ``min``, ``max``, ``set.update``). At most ``max_groups`` groups are held: rows of a
+group first seen past that are not counted, and the answer says ``truncated: true``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streaming.errors import BadRequest
+from streaming.filter import Query
+from streaming.read import Dataset
+from streaming.scan import blocks
+
+FUNCTIONS = ("count", "sum", "mean", "min", "max", "distinct")
+NUMERIC_ONLY = frozenset(["sum", "mean"])
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    function: str
+    column: str | None
+    position: int | None
+
+    @property
+    def name(self) -> str:
+        return "count" if self.function == "count" else f"{self.function}_{self.column}"
+
+
+@dataclass
+class _Group:
+    count: int = 0
+    sums: dict[int, Any] = field(default_factory=dict)
+    counts: dict[int, int] = field(default_factory=dict)  # non-null values, for means
+    lows: dict[int, Any] = field(default_factory=dict)
+    highs: dict[int, Any] = field(default_factory=dict)
+    sets: dict[int, set[Any]] = field(default_factory=dict)
+
+
+def parse(
+    by: str | None, agg: str | None, columns: Sequence[dict[str, Any]]
+) -> tuple[list[int], list[Aggregate]]:
+    """The ``by`` positions and the aggregates of a request; BadRequest names any mistake."""
+    positions = {c["name"]: i for i, c in enumerate(columns)}
+    kinds = {c["name"]: c["type"] for c in columns}
+    names = [n.strip() for n in (by or "").split(",") if n.strip()]
+    if not 1 <= len(names) <= 2:
+        raise BadRequest(
+            "by takes one or two columns, comma-separated", code="bad_parameter", parameter="by"
+        )
+    for name in names:
+        if name not in positions:
+            raise BadRequest(f"unknown column {name!r} in by", code="unknown_column", column=name)
+    aggregates = [Aggregate("count", None, None)]
+    for item in (agg or "count").split(","):
+        item = item.strip()
+        if not item or item == "count":
+            continue
+        function, _, column = item.partition(":")
+        if function not in FUNCTIONS or function == "count" or not column:
+            raise BadRequest(
+                f"unknown aggregate {item!r}; use count, or sum:COL, mean:COL, "
+                "min:COL, max:COL, distinct:COL",
+                code="bad_parameter",
+                parameter="agg",
+            )
+        if column not in positions:
+            raise BadRequest(
+                f"unknown column {column!r} in agg", code="unknown_column", column=column
+            )
+        if function in NUMERIC_ONLY and kinds[column] not in ("integer", "number"):
+            raise BadRequest(
+                f"{function} needs a numeric column; {column!r} is {kinds[column]}",
+                code="bad_parameter",
+                parameter="agg",
+            )
+        aggregates.append(Aggregate(function, column, positions[column]))
+    return [positions[n] for n in names], aggregates
+
+
+def group_by(
+    dataset: Dataset, query: Query, by: list[int], aggregates: list[Aggregate], max_groups: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Every group's row (``by`` columns, then aggregates) and whether groups were left out."""
+    groups: dict[tuple[Any, ...], _Group] = {}
+    truncated = False
+    measured = sorted({a.position for a in aggregates if a.position is not None})
+    for block in blocks(dataset, query):
+        shares: dict[tuple[Any, ...], list[list[Any]]] = {}
+        new = 0  # groups this block adds
+        for row in block.rows:
+            key = tuple(row[p] for p in by)
+            share = shares.get(key)
+            if share is None:
+                if key not in groups:
+                    if len(groups) + new >= max_groups:
+                        truncated = True
+                        continue
+                    new += 1
+                share = shares[key] = []
+            share.append(row)
+        for key, rows in shares.items():
+            _fold(groups.setdefault(key, _Group()), rows, measured, aggregates)
+    names = [dataset.names[p] for p in by]
+    return [_result(names, key, group, aggregates) for key, group in groups.items()], truncated
+
+
+def _fold(
+    group: _Group, rows: list[list[Any]], measured: list[int], aggregates: list[Aggregate]
+) -> None:
+    group.count += len(rows)
+    wanted = {(a.function, a.position) for a in aggregates}
+    for position in measured:
+        values = [r[position] for r in rows if r[position] is not None]
+        if not values:
+            continue
+        if ("sum", position) in wanted or ("mean", position) in wanted:
+            total = math.fsum(values) if isinstance(values[0], float) else sum(values)
+            group.sums[position] = group.sums.get(position, 0) + total
+            group.counts[position] = group.counts.get(position, 0) + len(values)
+        if ("min", position) in wanted:
+            low = min(values)
+            group.lows[position] = min(group.lows.get(position, low), low)
+        if ("max", position) in wanted:
+            high = max(values)
+            group.highs[position] = max(group.highs.get(position, high), high)
+        if ("distinct", position) in wanted:
+            group.sets.setdefault(position, set()).update(values)
+
+
+def _result(
+    names: list[str], key: tuple[Any, ...], group: _Group, aggregates: list[Aggregate]
+) -> dict[str, Any]:
+    out: dict[str, Any] = dict(zip(names, key))
+    for a in aggregates:
+        p = a.position
+        if a.function == "count":
+            out["count"] = group.count
+        elif p is None:
+            continue
+        elif a.function == "sum":
+            out[a.name] = group.sums.get(p, 0)
+        elif a.function == "mean":
+            n = group.counts.get(p, 0)
+            out[a.name] = group.sums[p] / n if n else None
+        elif a.function == "min":
+            out[a.name] = group.lows.get(p)
+        elif a.function == "max":
+            out[a.name] = group.highs.get(p)
+        else:
+            out[a.name] = len(group.sets.get(p, ()))
+    return out
+
+
+def order(
+    groups: list[dict[str, Any]], sort: str | None, limit: int | None
+) -> list[dict[str, Any]]:
+    """Groups sorted by one output field (``-`` for descending, nulls last), then cut."""
+    if sort:
+        field_name = sort.lstrip("-")
+        if groups and field_name not in groups[0]:
+            raise BadRequest(
+                f"cannot sort by {field_name!r}: not a field of the groups",
+                code="bad_parameter",
+                parameter="sort",
+            )
+        descending = sort.startswith("-")
+        present = [g for g in groups if g.get(field_name) is not None]
+        absent = [g for g in groups if g.get(field_name) is None]
+        present.sort(key=lambda g: g[field_name], reverse=descending)
+        groups = present + absent
+    return groups[:limit] if limit is not None else groups

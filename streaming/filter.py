@@ -1,0 +1,284 @@
+"""Filters: query parameters compiled once into a predicate over typed rows.
+
+``COLUMN=VALUE`` is equality, ``COLUMN__OP=VALUE`` applies OP (API.md's table). Values are
+read as the column's type, so numbers compare as numbers and dates as dates; null matches only
+``isnull`` (``not`` and ``notin`` included, as in SQL). ``q=TEXT`` keeps rows where any string
+column contains TEXT in any case.
+
+Each filter also names bytes that a stored line (a JSON array) must contain if its row can
+match: the JSON text of an equal string, of a searched substring, one of an ``in`` list's.
+``Query.candidate`` tests those on the raw line, so a scan decodes only the lines that may
+match (``streaming.scan``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streaming import coerce
+from streaming.errors import BadRequest
+from streaming.params import RESERVED
+from streaming.stats import moment as _moment
+
+OPERATORS = frozenset(
+    [
+        "exact",
+        "not",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "contains",
+        "icontains",
+        "startswith",
+        "endswith",
+        "in",
+        "notin",
+        "isnull",
+        "notnull",
+    ]
+)
+TEXT_OPERATORS = frozenset(["contains", "icontains", "startswith", "endswith"])
+TEXT_TYPES = frozenset(["string", "date", "datetime"])
+
+Test = Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Filter:
+    column: str
+    position: int
+    op: str
+    raw: str
+    test: Test
+    needles: tuple[bytes, ...]  # a matching line holds one of these (empty: no such bytes)
+    folded: bool = False  # needles are lower-case and are sought in the lower-cased line
+
+
+class Query:
+    """The compiled filters and search of one request."""
+
+    def __init__(self, filters: Sequence[Filter], search: str | None, text_positions: list[int]):
+        self.filters = list(filters)
+        self.search = search.lower() if search else None
+        self._text_positions = text_positions
+        tests = [(f.position, f.test) for f in self.filters]
+        self._tests = tests
+        self._exact = [f.needles for f in self.filters if f.needles and not f.folded]
+        folded = [f.needles for f in self.filters if f.needles and f.folded]
+        if self.search:
+            folded.append((_json_text(self.search),))
+        self._folded = folded
+
+    @property
+    def active(self) -> bool:
+        return bool(self.filters or self.search)
+
+    def fingerprint(self) -> str:
+        """Identifies what this query selects (for cursors)."""
+        spec = sorted((f.column, f.op, f.raw) for f in self.filters)
+        return hashlib.sha256(orjson.dumps([spec, self.search])).hexdigest()[:16]
+
+    def candidate(self, line: bytes) -> bool:
+        """False only if the row on this stored line cannot match."""
+        for needles in self._exact:
+            if not any(n in line for n in needles):
+                return False
+        if self._folded and line.isascii():  # bytes.lower() folds ASCII only
+            lowered = line.lower()
+            for needles in self._folded:
+                if not any(n in lowered for n in needles):
+                    return False
+        return True
+
+    def matches(self, row: Sequence[Any]) -> bool:
+        for position, test in self._tests:
+            if not test(row[position]):
+                return False
+        if self.search is not None:
+            needle = self.search
+            return any(
+                isinstance(v := row[p], str) and needle in v.lower() for p in self._text_positions
+            )
+        return True
+
+
+def parse(query: Mapping[str, str] | Any, columns: Sequence[Mapping[str, Any]]) -> Query:
+    """Compile the filters and ``q`` of a request; BadRequest names any mistake."""
+    names = [c["name"] for c in columns]
+    kinds = {c["name"]: c["type"] for c in columns}
+    positions = {name: i for i, name in enumerate(names)}
+    filters = []
+    for key, raw in _items(query):
+        if key in RESERVED:
+            continue
+        column, op = _split(key, positions)
+        filters.append(_compile(column, positions[column], kinds[column], op, raw))
+    search = query.get("q") or None
+    text = [positions[c["name"]] for c in columns if c["type"] == "string"]
+    return Query(filters, search, text)
+
+
+def _items(query: Any) -> Iterable[tuple[str, str]]:
+    if hasattr(query, "allitems"):
+        return list(query.allitems())
+    return list(query.items())
+
+
+def _split(key: str, positions: Mapping[str, int]) -> tuple[str, str]:
+    if key in positions:
+        return key, "exact"
+    column, sep, op = key.rpartition("__")
+    if not sep:
+        raise BadRequest(
+            f"unknown column {key!r} (a filter parameter)", code="unknown_column", column=key
+        )
+    if column not in positions:
+        if op in OPERATORS:
+            raise BadRequest(
+                f"unknown column {column!r} in filter {key!r}", code="unknown_column", column=column
+            )
+        raise BadRequest(
+            f"unknown column {key!r} (a filter parameter)", code="unknown_column", column=key
+        )
+    if op not in OPERATORS:
+        raise BadRequest(
+            f"unknown operator {op!r} in filter {key!r}; use one of {', '.join(sorted(OPERATORS))}",
+            code="unknown_operator",
+            column=column,
+        )
+    return column, op
+
+
+def _compile(column: str, position: int, kind: str, op: str, raw: str) -> Filter:
+    def make(test: Test, needles: tuple[bytes, ...] = (), folded: bool = False) -> Filter:
+        return Filter(column, position, op, raw, test, needles, folded)
+
+    if op in ("isnull", "notnull"):
+        wanted = _flag(column, op, raw)
+        if op == "notnull":
+            wanted = not wanted
+        return make((lambda v: v is None) if wanted else (lambda v: v is not None))
+    if op in TEXT_OPERATORS:
+        if kind not in TEXT_TYPES:
+            raise BadRequest(
+                f"{op} needs a text column; {column!r} is {kind}",
+                code="bad_value",
+                column=column,
+                value=raw,
+            )
+        return _text_filter(column, position, op, raw)
+    if op in ("in", "notin"):
+        values = [_value(column, kind, part) for part in raw.split(",")]
+        keys = {_key(kind, v) for v in values}
+        if op == "in":
+            needles = tuple(_needle(kind, v) for v in values)
+            return make(
+                lambda v: v is not None and _key(kind, v) in keys, needles if all(needles) else ()
+            )
+        return make(lambda v: v is not None and _key(kind, v) not in keys)
+    target = _key(kind, _value(column, kind, raw))
+    needle = _needle(kind, _value(column, kind, raw))
+    compare = _COMPARE[op]
+    test = _ordered(kind, compare, target)
+    return make(test, (needle,) if op == "exact" and needle else ())
+
+
+def _ordered(kind: str, compare: Callable[[Any, Any], bool], target: Any) -> Test:
+    if kind == "datetime":
+        return lambda v: v is not None and compare(_moment(v), target)
+    return lambda v: v is not None and compare(v, target)
+
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "exact": lambda a, b: a == b,
+    "not": lambda a, b: a != b,
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+}
+
+
+def _text_filter(column: str, position: int, op: str, raw: str) -> Filter:
+    escaped = _json_text(raw)
+    if op == "contains":
+        test: Test = lambda v: v is not None and raw in v  # noqa: E731
+        return Filter(column, position, op, raw, test, (escaped,))
+    if op == "icontains":
+        lowered = raw.lower()
+        test = lambda v: v is not None and lowered in v.lower()  # noqa: E731
+        return Filter(column, position, op, raw, test, (_json_text(lowered),), folded=True)
+    if op == "startswith":
+        test = lambda v: v is not None and v.startswith(raw)  # noqa: E731
+        return Filter(column, position, op, raw, test, (b'"' + escaped,))
+    test = lambda v: v is not None and v.endswith(raw)  # noqa: E731
+    return Filter(column, position, op, raw, test, (escaped + b'"',))
+
+
+def _value(column: str, kind: str, raw: str) -> Any:
+    """A filter's value read as the column's type; BadRequest naming both if it is not."""
+    try:
+        if kind in ("integer", "number"):
+            number = float(raw) if kind == "number" else _integer_or_float(raw)
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError(raw)
+            return number
+        if kind == "boolean":
+            return {"true": True, "false": False, "1": True, "0": False}[raw.lower()]
+        if kind in ("date", "datetime", "string", "null"):
+            return coerce.convert(kind, [raw])[0][0] if kind in ("date", "datetime") else raw
+    except (ValueError, KeyError, coerce.Mismatch):
+        pass
+    raise BadRequest(
+        f"filter on {column!r}: {raw!r} is not a {kind} value",
+        code="bad_value",
+        column=column,
+        value=raw,
+    )
+
+
+def _integer_or_float(raw: str) -> int | float:
+    try:
+        return int(raw)
+    except ValueError:
+        return float(raw)
+
+
+def _key(kind: str, value: Any) -> Any:
+    """What a value compares as: datetimes by their moment, whatever their precision."""
+    return _moment(value) if kind == "datetime" else value
+
+
+def _needle(kind: str, value: Any) -> bytes:
+    """Bytes a stored line holds if it has this value (empty where there are none to rely on)."""
+    if kind in ("string", "date"):
+        return orjson.dumps(value)
+    if kind == "boolean":
+        return b"true" if value else b"false"
+    if kind == "integer" and isinstance(value, int):
+        return str(value).encode()
+    if kind == "number":
+        return orjson.dumps(float(value))
+    return b""
+
+
+def _json_text(text: str) -> bytes:
+    """How text appears inside a stored JSON string: escaped, without quotes."""
+    return orjson.dumps(text)[1:-1]
+
+
+def _flag(column: str, op: str, raw: str) -> bool:
+    value = raw.lower()
+    if value in ("1", "true", ""):
+        return True
+    if value in ("0", "false"):
+        return False
+    raise BadRequest(
+        f"{column}__{op} takes 1 or 0, not {raw!r}", code="bad_value", column=column, value=raw
+    )

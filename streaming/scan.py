@@ -1,0 +1,150 @@
+"""The one scan: matching rows of a dataset, a block at a time, for every route that filters.
+
+Rows, counts, exports, statistics and group-bys all read through ``blocks``: it reads the
+stored lines in blocks of about BLOCK_BYTES from a given row, drops lines whose bytes prove the
+row cannot match (``Query.candidate``), decodes the rest with one ``orjson.loads`` a block, and
+keeps the rows the compiled filters accept. Memory is one block, whatever the dataset's size.
+
+Sorting keeps a bounded heap of ``offset + limit`` (sort key, row number) pairs, never rows,
+and fetches the page's rows by the index at the end. Cursors remember the row number where the
+scan stopped, with the dataset and the query they belong to.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import compress
+from typing import Any
+
+import orjson
+
+from streaming.errors import BadRequest
+from streaming.filter import Query
+from streaming.read import Dataset
+from streaming.stats import ColumnStats, moment
+
+BLOCK_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Block:
+    """Matching rows of one block: their row numbers and their values (lists, header order)."""
+
+    numbers: list[int]
+    rows: list[list[Any]]
+
+
+def blocks(dataset: Dataset, query: Query, start: int = 0) -> Iterator[Block]:
+    """The rows at or after row ``start`` that match ``query``, a block at a time."""
+    number = start
+    for chunk in dataset.blocks(dataset.index.offset(start), BLOCK_BYTES):
+        lines = chunk.splitlines()
+        first, number = number, number + len(lines)
+        if query.active:
+            keep = list(map(query.candidate, lines))
+            numbers = list(compress(range(first, number), keep))
+            lines = list(compress(lines, keep))
+        else:
+            numbers = list(range(first, number))
+        if not lines:
+            continue
+        rows: list[list[Any]] = orjson.loads(b"[" + b",".join(lines) + b"]")
+        if query.active:
+            keep = list(map(query.matches, rows))
+            numbers = list(compress(numbers, keep))
+            rows = list(compress(rows, keep))
+        if rows:
+            yield Block(numbers, rows)
+
+
+def page(
+    dataset: Dataset, query: Query, start: int, skip: int, limit: int
+) -> tuple[list[list[Any]], int | None]:
+    """Up to ``limit`` matching rows from row ``start`` on, after skipping ``skip`` of them; and
+    the row to resume from (None once the scan has reached the end)."""
+    out: list[list[Any]] = []
+    for block in blocks(dataset, query, start):
+        for number, row in zip(block.numbers, block.rows):
+            if skip:
+                skip -= 1
+                continue
+            out.append(row)
+            if len(out) == limit:
+                return out, number + 1 if number + 1 < dataset.rows else None
+    return out, None
+
+
+def count(dataset: Dataset, query: Query) -> int:
+    return sum(len(block.rows) for block in blocks(dataset, query))
+
+
+def sorted_page(
+    dataset: Dataset,
+    query: Query,
+    position: int,
+    descending: bool,
+    kind: str,
+    skip: int,
+    limit: int,
+) -> list[list[Any]]:
+    """A page of matching rows in the order of one column, nulls last; ties in file order."""
+    wanted = skip + limit
+    keyed = _keys(dataset, query, position, descending, kind)
+    best = heapq.nlargest(wanted, keyed) if descending else heapq.nsmallest(wanted, keyed)
+    numbers = [key[-1] if not descending else -key[-1] for key in best[skip:]]
+    return [dataset.row(n) for n in numbers]
+
+
+def _keys(
+    dataset: Dataset, query: Query, position: int, descending: bool, kind: str
+) -> Iterator[tuple[Any, ...]]:
+    for block in blocks(dataset, query):
+        for number, row in zip(block.numbers, block.rows):
+            value = row[position]
+            if value is not None and kind == "datetime":
+                value = moment(value)
+            if descending:  # nlargest: non-nulls (True) first, then by value, then file order
+                yield (value is not None, value if value is not None else 0, -number)
+            else:
+                yield (value is None, value if value is not None else 0, number)
+
+
+def statistics(dataset: Dataset, query: Query) -> tuple[int, dict[str, Any]]:
+    """The STATS of every column over the matching rows, in one pass; and their number."""
+    columns = dataset.meta["columns"]
+    stats = [ColumnStats(c["type"]) for c in columns]
+    matched = 0
+    for block in blocks(dataset, query):
+        matched += len(block.rows)
+        for column_stats, values in zip(stats, zip(*block.rows)):
+            present = [v for v in values if v is not None]
+            column_stats.update(present, len(values) - len(present))
+    return matched, {c["name"]: s.result() for c, s in zip(columns, stats)}
+
+
+# --- cursors --------------------------------------------------------------------------------
+
+
+def make_cursor(dataset_id: str, query: Query, row: int) -> str:
+    token = orjson.dumps({"d": dataset_id, "q": query.fingerprint(), "r": row})
+    return base64.urlsafe_b64encode(token).decode().rstrip("=")
+
+
+def read_cursor(text: str, dataset_id: str, query: Query) -> int:
+    """The row a cursor resumes from; BadRequest unless it was made for this dataset and query."""
+    try:
+        token = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        row, owner, fingerprint = token["r"], token["d"], token["q"]
+    except (ValueError, binascii.Error, KeyError, TypeError):
+        raise BadRequest(
+            "cursor is malformed; use the next URL as given", code="bad_cursor"
+        ) from None
+    if owner != dataset_id or fingerprint != query.fingerprint():
+        raise BadRequest("cursor belongs to another dataset or other filters", code="bad_cursor")
+    if not isinstance(row, int) or not 0 <= row <= 2**62:
+        raise BadRequest("cursor is malformed; use the next URL as given", code="bad_cursor")
+    return row
