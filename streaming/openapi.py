@@ -52,6 +52,22 @@ _PAGE = [
     _query("format", {"type": "string", "enum": ["json", "ndjson", "csv"]}, "Output format."),
     _query("count", {"type": "string", "enum": ["0", "1"]}, "Also count matching rows."),
 ]
+_QUERY = [
+    _query("q", {"type": "string"}, "Keep rows where any string column contains this, any case."),
+    {
+        "name": "filters",
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": True,
+        "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+        "description": "COLUMN=VALUE (equality) or COLUMN__OP=VALUE with OP one of exact, not, "
+        "gt, gte, lt, lte, contains, icontains, startswith, endswith, in, notin, isnull, "
+        "notnull; ANDed.",
+    },
+]
+_SORT = _query("sort", {"type": "string"}, "COLUMN or -COLUMN; nulls last.")
+_CURSOR = _query("cursor", {"type": "string"}, "From a filtered page's next URL.")
 _READ: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]
 
 
@@ -147,7 +163,11 @@ def openapi_document(version: str) -> dict[str, Any]:
             },
             "/datasets/{dataset_id}/rows": {
                 "parameters": [_DATASET_ID],
-                "get": _op("A page of rows", {"200": rows_page, **_errors(400, 404, 409)}, _PAGE),
+                "get": _op(
+                    "A page of rows",
+                    {"200": rows_page, **_errors(400, 404, 409)},
+                    [*_PAGE, _SORT, _CURSOR, *_QUERY],
+                ),
             },
             "/fetch-data": {
                 "get": _op(
@@ -168,6 +188,9 @@ def openapi_document(version: str) -> dict[str, Any]:
                             "Answer the metadata only.",
                         ),
                         *_PAGE,
+                        _SORT,
+                        _CURSOR,
+                        *_QUERY,
                     ],
                 )
             },
@@ -192,6 +215,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                             "Output format (default csv).",
                         ),
                         _PAGE[2],
+                        *_QUERY,
                     ],
                 ),
             },
@@ -200,7 +224,26 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "get": _op(
                     "Column statistics",
                     {"200": _json(_ref("Stats"), "Statistics"), **_errors(400, 404, 409)},
-                    [_PAGE[2]],
+                    [_PAGE[2], *_QUERY],
+                ),
+            },
+            "/datasets/{dataset_id}/groupby": {
+                "parameters": [_DATASET_ID],
+                "get": _op(
+                    "One row per group",
+                    {"200": _json(_ref("Groups"), "Groups"), **_errors(400, 404, 409)},
+                    [
+                        _query("by", {"type": "string"}, "One or two columns, comma-separated."),
+                        _query(
+                            "agg",
+                            {"type": "string"},
+                            "count, sum:COL, mean:COL, min:COL, "
+                            "max:COL, distinct:COL, comma-separated.",
+                        ),
+                        _query("sort", {"type": "string"}, "A group field, - for descending."),
+                        _query("limit", {"type": "integer", "minimum": 1}, "Most groups."),
+                        *_QUERY,
+                    ],
                 ),
             },
             "/jobs/{job_id}": {
@@ -312,6 +355,15 @@ _SCHEMAS: dict[str, Any] = {
             "dataset": {"type": "string"},
             "rows_matched": {"type": "integer"},
             "columns": {"type": "object", "additionalProperties": {"type": "object"}},
+        },
+    },
+    "Groups": {
+        "type": "object",
+        "required": ["dataset", "groups", "truncated"],
+        "properties": {
+            "dataset": {"type": "string"},
+            "groups": {"type": "array", "items": {"type": "object"}},
+            "truncated": {"type": "boolean"},
         },
     },
     "Job": {
