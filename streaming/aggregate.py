@@ -1,9 +1,10 @@
 """Group-by: one row per group of one or two columns, with aggregates, in capped memory.
 
-Each block of matching rows (``streaming.scan.blocks``) is split by group key in one Python
-pass; each group's share of the block is then aggregated column-wise with C builtins (``len``,
-``sum``, ``min``, ``max``, ``set.update``). At most ``max_groups`` groups are held: rows of a
-group first seen past that are not counted, and the answer says ``truncated: true``.
+Each block of matching rows (``streaming.scan.blocks``) is split by group key (in C when the
+block holds few groups); each group's share of the block is then aggregated column-wise with C
+builtins (``len``, ``sum``, ``min``, ``max``, ``set.update``). At most ``max_groups`` groups
+are held: rows of a group first seen past that are not counted, and the answer says
+``truncated: true``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import eq, itemgetter
 from typing import Any
 
 from streaming.errors import BadRequest
@@ -88,27 +91,37 @@ def group_by(
     dataset: Dataset, query: Query, by: list[int], aggregates: list[Aggregate], max_groups: int
 ) -> tuple[list[dict[str, Any]], bool]:
     """Every group's row (``by`` columns, then aggregates) and whether groups were left out."""
-    groups: dict[tuple[Any, ...], _Group] = {}
+    groups: dict[Any, _Group] = {}
     truncated = False
     measured = sorted({a.position for a in aggregates if a.position is not None})
+    key_of = itemgetter(*by)  # a value for one column, a tuple for two
     for block in blocks(dataset, query):
-        shares: dict[tuple[Any, ...], list[list[Any]]] = {}
-        new = 0  # groups this block adds
-        for row in block.rows:
-            key = tuple(row[p] for p in by)
-            share = shares.get(key)
-            if share is None:
-                if key not in groups:
-                    if len(groups) + new >= max_groups:
-                        truncated = True
-                        continue
-                    new += 1
-                share = shares[key] = []
-            share.append(row)
-        for key, rows in shares.items():
-            _fold(groups.setdefault(key, _Group()), rows, measured, aggregates)
+        rows = block.rows
+        keys = list(map(key_of, rows))
+        distinct = set(keys)
+        new = [k for k in dict.fromkeys(keys) if k not in groups]  # in order of first sight
+        if len(groups) + len(new) > max_groups:
+            truncated = True
+            allowed = set(new[: max(0, max_groups - len(groups))])
+            distinct = {k for k in distinct if k in groups or k in allowed}
+        if len(distinct) <= _FEW:  # split in C: one pass over the keys per group
+            shares = {k: list(compress(rows, map(eq, keys, repeat(k)))) for k in distinct}
+        else:
+            shares = {}
+            for key, row in zip(keys, rows):
+                if key in distinct:
+                    shares.setdefault(key, []).append(row)
+        for key, share in shares.items():
+            _fold(groups.setdefault(key, _Group()), share, measured, aggregates)
     names = [dataset.names[p] for p in by]
-    return [_result(names, key, group, aggregates) for key, group in groups.items()], truncated
+    results = [
+        _result(names, key if len(by) > 1 else (key,), group, aggregates)
+        for key, group in groups.items()
+    ]
+    return results, truncated
+
+
+_FEW = 16  # up to this many groups in a block, rows are split by key in C
 
 
 def _fold(
@@ -117,7 +130,7 @@ def _fold(
     group.count += len(rows)
     wanted = {(a.function, a.position) for a in aggregates}
     for position in measured:
-        values = [r[position] for r in rows if r[position] is not None]
+        values = [v for v in map(itemgetter(position), rows) if v is not None]
         if not values:
             continue
         if ("sum", position) in wanted or ("mean", position) in wanted:

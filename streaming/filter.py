@@ -14,8 +14,11 @@ match (``streaming.scan``).
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import and_, itemgetter
 from typing import Any
 
 import orjson
@@ -58,6 +61,14 @@ class Filter:
     test: Test
     needles: tuple[bytes, ...]  # a matching line holds one of these (empty: no such bytes)
     folded: bool = False  # needles are lower-case and are sought in the lower-cased line
+    compare: Callable[[Any, Any], bool] | None = None  # ordered ops: operator.gt & co
+    target: Any = None
+
+    def mask(self, column: list[Any]) -> list[bool]:
+        """The test over a column of values; in C where nulls allow it."""
+        if self.compare is not None and None not in column:
+            return list(map(self.compare, column, repeat(self.target)))
+        return list(map(self.test, column))
 
 
 class Query:
@@ -96,16 +107,53 @@ class Query:
                     return False
         return True
 
-    def matches(self, row: Sequence[Any]) -> bool:
-        for position, test in self._tests:
-            if not test(row[position]):
-                return False
+    @property
+    def searchable(self) -> bool:
+        """Whether some filter has bytes to search a block for."""
+        return bool(self._exact or self._folded)
+
+    def candidates(self, block: bytes) -> tuple[list[int], list[bytes]] | None:
+        """The lines of a block (their numbers within it, and their bytes) that may match,
+        found by searching the block for a filter's needles instead of testing each line;
+        None if this block cannot be searched so (then test each line)."""
+        if self._exact:
+            haystack, needles = block, self._exact[0]
+        elif self._folded and block.isascii():  # bytes.lower() folds ASCII only
+            haystack, needles = block.lower(), self._folded[0]
+        else:
+            return None
+        hits: dict[int, bytes] = {}
+        for needle in needles:
+            line, last = 0, 0
+            at = haystack.find(needle)
+            while at != -1:
+                line += haystack.count(b"\n", last, at)
+                start = haystack.rfind(b"\n", 0, at) + 1
+                end = haystack.find(b"\n", at)
+                hits[line] = block[start:end]
+                last = at
+                at = haystack.find(needle, end + 1) if end != -1 else -1
+        numbers = sorted(hits)
+        return numbers, [hits[n] for n in numbers]
+
+    def mask(self, rows: Sequence[Sequence[Any]]) -> list[bool]:
+        """Which of these rows match, computed a filter (a column) at a time."""
+        keep: list[bool] | None = None
+        for f in self.filters:
+            column = list(map(itemgetter(f.position), rows))
+            hits = f.mask(column)
+            keep = hits if keep is None else list(map(and_, keep, hits))
         if self.search is not None:
-            needle = self.search
-            return any(
-                isinstance(v := row[p], str) and needle in v.lower() for p in self._text_positions
-            )
-        return True
+            needle, positions = self.search, self._text_positions
+            found = [
+                any(isinstance(v := row[p], str) and needle in v.lower() for p in positions)
+                for row in rows
+            ]
+            keep = found if keep is None else list(map(and_, keep, found))
+        return keep if keep is not None else [True] * len(rows)
+
+    def matches(self, row: Sequence[Any]) -> bool:
+        return self.mask([row])[0]
 
 
 def parse(query: Mapping[str, str] | Any, columns: Sequence[Mapping[str, Any]]) -> Query:
@@ -117,7 +165,7 @@ def parse(query: Mapping[str, str] | Any, columns: Sequence[Mapping[str, Any]]) 
     for key, raw in _items(query):
         if key in RESERVED:
             continue
-        column, op = _split(key, positions)
+        column, op = _split(key, raw, positions)
         filters.append(_compile(column, positions[column], kinds[column], op, raw))
     search = query.get("q") or None
     text = [positions[c["name"]] for c in columns if c["type"] == "string"]
@@ -130,27 +178,26 @@ def _items(query: Any) -> Iterable[tuple[str, str]]:
     return list(query.items())
 
 
-def _split(key: str, positions: Mapping[str, int]) -> tuple[str, str]:
+def _split(key: str, raw: str, positions: Mapping[str, int]) -> tuple[str, str]:
+    """A filter parameter's column and operator; BadRequest naming the filter if unknown."""
     if key in positions:
         return key, "exact"
     column, sep, op = key.rpartition("__")
-    if not sep:
+    shown = f"{key}={raw!r}"
+    if not sep or column not in positions:
+        name = column if sep and op in OPERATORS else key
         raise BadRequest(
-            f"unknown column {key!r} (a filter parameter)", code="unknown_column", column=key
-        )
-    if column not in positions:
-        if op in OPERATORS:
-            raise BadRequest(
-                f"unknown column {column!r} in filter {key!r}", code="unknown_column", column=column
-            )
-        raise BadRequest(
-            f"unknown column {key!r} (a filter parameter)", code="unknown_column", column=key
+            f"unknown column {name!r} in filter {shown}",
+            code="unknown_column",
+            column=name,
+            value=raw,
         )
     if op not in OPERATORS:
         raise BadRequest(
-            f"unknown operator {op!r} in filter {key!r}; use one of {', '.join(sorted(OPERATORS))}",
+            f"unknown operator {op!r} in filter {shown}; use one of {', '.join(sorted(OPERATORS))}",
             code="unknown_operator",
             column=column,
+            value=raw,
         )
     return column, op
 
@@ -182,11 +229,20 @@ def _compile(column: str, position: int, kind: str, op: str, raw: str) -> Filter
                 lambda v: v is not None and _key(kind, v) in keys, needles if all(needles) else ()
             )
         return make(lambda v: v is not None and _key(kind, v) not in keys)
-    target = _key(kind, _value(column, kind, raw))
-    needle = _needle(kind, _value(column, kind, raw))
-    compare = _COMPARE[op]
+    value = _value(column, kind, raw)
+    target, needle, compare = _key(kind, value), _needle(kind, value), _COMPARE[op]
     test = _ordered(kind, compare, target)
-    return make(test, (needle,) if op == "exact" and needle else ())
+    fast = compare if kind != "datetime" else None  # datetimes compare by moment, in Python
+    return Filter(
+        column,
+        position,
+        op,
+        raw,
+        test,
+        (needle,) if op == "exact" and needle else (),
+        compare=fast,
+        target=target,
+    )
 
 
 def _ordered(kind: str, compare: Callable[[Any, Any], bool], target: Any) -> Test:
@@ -196,12 +252,12 @@ def _ordered(kind: str, compare: Callable[[Any, Any], bool], target: Any) -> Tes
 
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "exact": lambda a, b: a == b,
-    "not": lambda a, b: a != b,
-    "gt": lambda a, b: a > b,
-    "gte": lambda a, b: a >= b,
-    "lt": lambda a, b: a < b,
-    "lte": lambda a, b: a <= b,
+    "exact": operator.eq,
+    "not": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
 }
 
 

@@ -41,22 +41,27 @@ class Block:
 def blocks(dataset: Dataset, query: Query, start: int = 0) -> Iterator[Block]:
     """The rows at or after row ``start`` that match ``query``, a block at a time."""
     number = start
+    searchable = query.active and query.searchable
     for chunk in dataset.blocks(dataset.index.offset(start), BLOCK_BYTES):
-        lines = chunk.splitlines()
-        first, number = number, number + len(lines)
-        if query.active:
-            keep = list(map(query.candidate, lines))
-            numbers = list(compress(range(first, number), keep))
-            lines = list(compress(lines, keep))
+        first = number
+        found = query.candidates(chunk) if searchable else None
+        if found is not None:  # only the lines holding a needle, cut out of the block
+            number += chunk.count(b"\n")
+            offsets, lines = found
+            numbers = [first + i for i in offsets]
         else:
+            lines = chunk.splitlines()
+            number += len(lines)
             numbers = list(range(first, number))
+        if searchable:  # every other filter's needles, line by line
+            keep = list(map(query.candidate, lines))
+            numbers, lines = list(compress(numbers, keep)), list(compress(lines, keep))
         if not lines:
             continue
         rows: list[list[Any]] = orjson.loads(b"[" + b",".join(lines) + b"]")
         if query.active:
-            keep = list(map(query.matches, rows))
-            numbers = list(compress(numbers, keep))
-            rows = list(compress(rows, keep))
+            keep = query.mask(rows)
+            numbers, rows = list(compress(numbers, keep)), list(compress(rows, keep))
         if rows:
             yield Block(numbers, rows)
 
