@@ -27,10 +27,10 @@ from urllib.parse import urlencode
 import bottle
 import orjson
 
-from streaming import aggregate, params, scan
+from streaming import aggregate, pages, params, scan
 from streaming.auth import KeyRing
 from streaming.convert import resolve_encoding
-from streaming.encode import MEDIA_TYPES, Projection, csv_header, csv_rows, decode, ndjson, stream
+from streaming.encode import MEDIA_TYPES, Projection, csv_header, csv_rows, ndjson, stream
 from streaming.errors import BadRequest, MethodNotAllowed, NotFound, NotReady, RilletError
 from streaming.filter import parse as parse_filters
 from streaming.jobs import Jobs
@@ -355,89 +355,30 @@ def _pending_jobs(rillet: Rillet) -> list[dict[str, Any]]:
 
 def _rows(rillet: Rillet, dataset_id: str, query: Any, path: str, keep: dict[str, str]) -> Any:
     """A page of rows, filtered, searched and sorted as asked (GET /rows and /fetch-data)."""
-    settings = rillet.settings
     with open_dataset(rillet.store, rillet.jobs, dataset_id) as dataset:
-        page = params.page(query, dataset.names, settings.page_max)
-        selection = parse_filters(query, dataset.meta["columns"])
-        order = params.sort(query, dataset.meta["columns"])
-        cursor = query.get("cursor") or None
+        plan = pages.plan(dataset, query, rillet.settings)
         if not_modified := _not_modified(dataset_id):
             return not_modified
-        link = {**keep, "limit": str(page.limit)}
-        link.update({k: v for k, v in query.items() if k not in _PAGE_WORDS})
-        if page.columns:
-            link["columns"] = ",".join(page.columns)
-        if page.format != "json":
-            link["format"] = page.format
-        total: int | None = dataset.rows
-        if order is not None:
-            if cursor:
-                raise BadRequest(
-                    "cursor does not go with sort: page sorted rows with offset", code="bad_cursor"
-                )
-            if page.offset + page.limit > settings.sort_max:
-                raise BadRequest(
-                    f"a sorted page reaches {page.offset + page.limit} rows deep; the ceiling "
-                    f"is SORT_MAX={settings.sort_max}: narrow the filters",
-                    code="sort_too_deep",
-                )
-            position, descending = order
-            kind = dataset.meta["columns"][position]["type"]
-            rows = scan.sorted_page(
-                dataset, selection, position, descending, kind, page.offset, page.limit
-            )
-            total = (
-                scan.count(dataset, selection)
-                if selection.active and page.count
-                else (None if selection.active else total)
-            )
-            more = len(rows) == page.limit and (total is None or page.offset + page.limit < total)
-            next_url = (
-                _url(path, {**link, "sort": query["sort"], "offset": str(page.offset + page.limit)})
-                if more
-                else None
-            )
-        elif selection.active or cursor:
-            start = scan.read_cursor(cursor, dataset_id, selection) if cursor else 0
-            skip = 0 if cursor else page.offset
-            rows, resume = scan.page(dataset, selection, start, skip, page.limit)
-            total = (
-                (scan.count(dataset, selection) if page.count else None)
-                if (selection.active)
-                else total
-            )
-            next_url = None
-            if resume is not None:
-                link["cursor"] = scan.make_cursor(dataset_id, selection, resume)
-                next_url = _url(path, link)
-        else:
-            rows = decode(dataset.lines(page.offset, page.offset + page.limit))
-            end = page.offset + len(rows)
-            next_url = _url(path, {**link, "offset": str(end)}) if end < dataset.rows else None
+        found = pages.fetch(dataset, plan)
+        page = found.page
+        next_url = _url(path, {**keep, **found.next}) if found.next is not None else None
         projection = Projection(dataset.names, page.columns)
         if page.format == "json":
-            return raw_json(
-                orjson.dumps(
-                    {
-                        "dataset": dataset_id,
-                        "offset": page.offset,
-                        "limit": page.limit,
-                        "rows": projection.objects(rows),
-                        "total": total,
-                        "next": next_url,
-                    }
-                )
-            )
+            body = {
+                "dataset": dataset_id,
+                "offset": page.offset,
+                "limit": page.limit,
+                "rows": projection.objects(found.rows),
+                "total": found.total,
+                "next": next_url,
+            }
+            return raw_json(orjson.dumps(body))
         bottle.response.content_type = MEDIA_TYPES[page.format]
         if next_url:
             bottle.response.set_header("Link", f'<{next_url}>; rel="next"')
         if page.format == "csv":
-            return csv_header(projection) + csv_rows(projection, rows)
-        return ndjson(projection, rows)
-
-
-# Parameters a next URL sets itself; every other one (filters, q, count) is carried over.
-_PAGE_WORDS = frozenset(["limit", "offset", "cursor", "columns", "format", "dataset", "sort"])
+            return csv_header(projection) + csv_rows(projection, found.rows)
+        return ndjson(projection, found.rows)
 
 
 def _url(path: str, query: dict[str, str]) -> str:
