@@ -33,7 +33,7 @@ from streaming.convert import resolve_encoding
 from streaming.encode import MEDIA_TYPES, Projection, csv_header, csv_rows, ndjson, stream
 from streaming.errors import BadRequest, MethodNotAllowed, NotFound, NotReady, RilletError
 from streaming.filter import parse as parse_filters
-from streaming.jobs import Jobs
+from streaming.jobs import PUBLIC_FIELDS, Jobs
 from streaming.openapi import openapi_document
 from streaming.read import Dataset, open_dataset, pending_meta
 from streaming.settings import Settings
@@ -41,16 +41,6 @@ from streaming.store import Store, check_dataset_id
 from streaming.upload import spool_upload
 
 VERSION = "0.1.0"
-JOB_FIELDS = (
-    "id",
-    "dataset_id",
-    "status",
-    "progress",
-    "error",
-    "created_at",
-    "started_at",
-    "finished_at",
-)  # what GET /jobs/JOB shows of a job record
 JSON = "application/json; charset=utf-8"
 log = logging.getLogger("rillet")
 
@@ -201,7 +191,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
     @app.get("/jobs/<job_id>", scope="read")
     def job(job_id: str) -> bytes:
         record = jobs.get(job_id)
-        public = {field: record[field] for field in JOB_FIELDS}
+        public = {field: record[field] for field in PUBLIC_FIELDS}
         return raw_json(orjson.dumps(public))
 
     @app.get("/datasets", scope="read")

@@ -28,6 +28,18 @@ import orjson
 from streaming.errors import NotFound, RilletError
 from streaming.store import JOB_ID, Store, check_job_id, utc_now, write_atomic
 
+# What GET /jobs/JOB shows of a job record (the rest is the worker's bookkeeping).
+PUBLIC_FIELDS = (
+    "id",
+    "dataset_id",
+    "status",
+    "progress",
+    "error",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+
 
 @dataclass
 class Claim:

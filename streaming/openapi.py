@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from streaming.jobs import PUBLIC_FIELDS
+
 _TYPES = ["integer", "number", "boolean", "date", "datetime", "string", "null"]
 
 
@@ -368,16 +370,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Job": {
         "type": "object",
-        "required": [
-            "id",
-            "dataset_id",
-            "status",
-            "progress",
-            "error",
-            "created_at",
-            "started_at",
-            "finished_at",
-        ],
+        "required": list(PUBLIC_FIELDS),
         "properties": {
             "id": {"type": "string"},
             "dataset_id": {"type": "string"},
