@@ -13,6 +13,7 @@ the only place that writes an error response.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import os
@@ -276,6 +277,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
             if selection.active:
                 matched, columns = scan.statistics(dataset, selection)
                 stored = orjson.dumps(columns)
+                release_memory()
             else:  # computed at sync time: spliced in as stored, not even decoded
                 matched, stored = dataset.rows, dataset.stats_bytes()
             if wanted is not None:
@@ -298,6 +300,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
                 dataset, selection, by, aggregates, settings.groupby_max
             )
             groups = aggregate.order(groups, query.get("sort"), limit)
+            release_memory()
             return raw_json(
                 orjson.dumps({"dataset": dataset_id, "groups": groups, "truncated": truncated})
             )
@@ -350,6 +353,8 @@ def _rows(rillet: Rillet, dataset_id: str, query: Any, path: str, keep: dict[str
         if not_modified := _not_modified(dataset_id):
             return not_modified
         found = pages.fetch(dataset, plan)
+        if plan.order is not None or plan.selection.active:
+            release_memory()
         page = found.page
         next_url = _url(path, {**keep, **found.next}) if found.next is not None else None
         projection = Projection(dataset.names, page.columns)
@@ -416,9 +421,34 @@ class _Stream:
             self._open = False
             self._dataset.close()
             self._rillet.stream_opened(-1)
+            release_memory()
 
 
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return None
+
+
+_LIBC = _libc()
+
+
+def limit_malloc_arenas() -> None:
+    """Two malloc arenas, not one per thread: measured, the server's RSS after a round of
+    group-bys grew +45 MiB with 8 threads' arenas each keeping what its scans freed."""
+    if _LIBC is not None:
+        _LIBC.mallopt(_M_ARENA_MAX, 2)
+
+
+def release_memory() -> None:
+    """Give freed heap back to the system after a request that scanned (glibc only)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 def _rss_bytes() -> int | None:
@@ -441,6 +471,7 @@ def serve(settings: Settings) -> None:
 
     import sync_worker
 
+    limit_malloc_arenas()
     rillet = Rillet(settings)
     new_key = rillet.keys.ensure_one()
     if new_key:

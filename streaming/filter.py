@@ -66,8 +66,11 @@ class Filter:
 
     def mask(self, column: list[Any]) -> list[bool]:
         """The test over a column of values; in C where nulls allow it."""
-        if self.compare is not None and None not in column:
-            return list(map(self.compare, column, repeat(self.target)))
+        if self.compare is not None:
+            try:  # a null among the values makes an ordered comparison raise TypeError
+                return list(map(self.compare, column, repeat(self.target)))
+            except TypeError:
+                pass
         return list(map(self.test, column))
 
 
@@ -232,7 +235,10 @@ def _compile(column: str, position: int, kind: str, op: str, raw: str) -> Filter
     value = _value(column, kind, raw)
     target, needle, compare = _key(kind, value), _needle(kind, value), _COMPARE[op]
     test = _ordered(kind, compare, target)
-    fast = compare if kind != "datetime" else None  # datetimes compare by moment, in Python
+    # In C over a column: equality is false for a null and an ordered comparison raises on one
+    # (then the null-aware test runs); "not" would be true for a null. Datetimes compare by
+    # their moment, in Python.
+    fast = compare if kind != "datetime" and op != "not" else None
     return Filter(
         column,
         position,

@@ -49,21 +49,30 @@ def blocks(dataset: Dataset, query: Query, start: int = 0) -> Iterator[Block]:
             number += chunk.count(b"\n")
             offsets, lines = found
             numbers = [first + i for i in offsets]
+        elif not searchable:  # every line: decoded in one call, the newlines made commas
+            number += chunk.count(b"\n")
+            numbers = list(range(first, number))
+            body = chunk[:-1] if chunk.endswith(b"\n") else chunk
+            rows: list[list[Any]] = orjson.loads(b"[" + body.replace(b"\n", b",") + b"]")
+            yield from _kept(query, numbers, rows)
+            continue
         else:
             lines = chunk.splitlines()
             number += len(lines)
             numbers = list(range(first, number))
-        if searchable:  # every other filter's needles, line by line
-            keep = list(map(query.candidate, lines))
-            numbers, lines = list(compress(numbers, keep)), list(compress(lines, keep))
-        if not lines:
-            continue
-        rows: list[list[Any]] = orjson.loads(b"[" + b",".join(lines) + b"]")
-        if query.active:
-            keep = query.mask(rows)
-            numbers, rows = list(compress(numbers, keep)), list(compress(rows, keep))
-        if rows:
-            yield Block(numbers, rows)
+        keep = list(map(query.candidate, lines))  # every other filter's needles, per line
+        numbers, lines = list(compress(numbers, keep)), list(compress(lines, keep))
+        if lines:
+            yield from _kept(query, numbers, orjson.loads(b"[" + b",".join(lines) + b"]"))
+
+
+def _kept(query: Query, numbers: list[int], rows: list[list[Any]]) -> Iterator[Block]:
+    """The block of the rows that pass the filters, if any do."""
+    if query.active:
+        keep = query.mask(rows)
+        numbers, rows = list(compress(numbers, keep)), list(compress(rows, keep))
+    if rows:
+        yield Block(numbers, rows)
 
 
 def page(
