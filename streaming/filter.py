@@ -115,6 +115,11 @@ class Query:
         """Whether some filter has bytes to search a block for."""
         return bool(self._exact or self._folded)
 
+    @property
+    def more_needles(self) -> bool:
+        """Whether lines found by ``candidates`` still need ``candidate``'s other needles."""
+        return len(self._exact) + len(self._folded) > 1
+
     def candidates(self, block: bytes) -> tuple[list[int], list[bytes]] | None:
         """The lines of a block (their numbers within it, and their bytes) that may match,
         found by searching the block for a filter's needles instead of testing each line;
