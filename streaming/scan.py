@@ -27,6 +27,7 @@ from streaming.filter import Query
 from streaming.read import Dataset
 from streaming.stats import ColumnStats, moment
 
+STATS_BATCH = 2048
 BLOCK_BYTES = 32 * 1024  # measured: 1.6x faster to decode than 256 KiB blocks (cache)
 
 
@@ -133,11 +134,23 @@ def statistics(dataset: Dataset, query: Query) -> tuple[int, dict[str, Any]]:
     columns = dataset.meta["columns"]
     stats = [ColumnStats(c["type"]) for c in columns]
     matched = 0
-    for block in blocks(dataset, query):
-        matched += len(block.rows)
-        for column_stats, values in zip(stats, zip(*block.rows)):
+    pending: list[list[Any]] = []
+
+    def feed(rows: list[list[Any]]) -> None:
+        for column_stats, values in zip(stats, zip(*rows)):
             present = [v for v in values if v is not None]
             column_stats.update(present, len(values) - len(present))
+
+    for block in blocks(dataset, query):
+        matched += len(block.rows)
+        pending.extend(block.rows)
+        # The sketches are built for batches of thousands, as the sync feeds them: a block's
+        # few matches at a time measured 7x slower.
+        if len(pending) >= STATS_BATCH:
+            feed(pending)
+            pending = []
+    if pending:
+        feed(pending)
     return matched, {c["name"]: s.result() for c, s in zip(columns, stats)}
 
 
