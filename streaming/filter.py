@@ -81,8 +81,6 @@ class Query:
         self.filters = list(filters)
         self.search = search.lower() if search else None
         self._text_positions = text_positions
-        tests = [(f.position, f.test) for f in self.filters]
-        self._tests = tests
         self._exact = [f.needles for f in self.filters if f.needles and not f.folded]
         folded = [f.needles for f in self.filters if f.needles and f.folded]
         if self.search:
@@ -159,9 +157,6 @@ class Query:
             ]
             keep = found if keep is None else list(map(and_, keep, found))
         return keep if keep is not None else [True] * len(rows)
-
-    def matches(self, row: Sequence[Any]) -> bool:
-        return self.mask([row])[0]
 
 
 def parse(query: Mapping[str, str] | Any, columns: Sequence[Mapping[str, Any]]) -> Query:
