@@ -136,9 +136,11 @@ class Query:
                 line += haystack.count(b"\n", last, at)
                 start = haystack.rfind(b"\n", 0, at) + 1
                 end = haystack.find(b"\n", at)
+                if end == -1:  # a last line without its newline
+                    end = len(haystack)
                 hits[line] = block[start:end]
                 last = at
-                at = haystack.find(needle, end + 1) if end != -1 else -1
+                at = haystack.find(needle, end + 1)
         numbers = sorted(hits)
         return numbers, [hits[n] for n in numbers]
 
@@ -269,6 +271,8 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 
 def _text_filter(column: str, position: int, op: str, raw: str) -> Filter:
     escaped = _json_text(raw)
+    if not raw:  # every text contains the empty string: no bytes to look for
+        return Filter(column, position, op, raw, lambda v: v is not None, ())
     if op == "contains":
         test: Test = lambda v: v is not None and raw in v  # noqa: E731
         return Filter(column, position, op, raw, test, (escaped,))
