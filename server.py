@@ -241,7 +241,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         if dataset_id is None:
             raise NotFound("there is no ready dataset yet; upload one with POST /datasets")
         if params.flag(query, "metadata_only"):
-            params.only(query, ("dataset", "metadata_only"))
+            params.no_filters(query)  # page words are harmless here; a filter would mislead
             return raw_json(_metadata(rillet, dataset_id))
         return _rows(rillet, dataset_id, query, "/fetch-data", {"dataset": dataset_id})
 

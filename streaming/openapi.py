@@ -52,7 +52,11 @@ _PAGE = [
     _query("offset", {"type": "integer", "minimum": 0}, "Rows to skip."),
     _query("columns", {"type": "string"}, "Comma-separated columns, in output order."),
     _query("format", {"type": "string", "enum": ["json", "ndjson", "csv"]}, "Output format."),
-    _query("count", {"type": "string", "enum": ["0", "1"]}, "Also count matching rows."),
+    _query(
+        "count",
+        {"type": "string", "enum": ["0", "1", "true", "false", "yes", "no"]},
+        "Also count matching rows.",
+    ),
 ]
 _QUERY = [
     _query("q", {"type": "string"}, "Keep rows where any string column contains this, any case."),
@@ -91,7 +95,14 @@ def _op(
 
 
 def openapi_document(version: str) -> dict[str, Any]:
-    rows_page = _json(_ref("RowsPage"), "A page of rows (ndjson and csv give the rows alone).")
+    row_streams: dict[str, Any] = {
+        "application/x-ndjson": {"schema": {"type": "string"}},
+        "text/csv": {"schema": {"type": "string"}},
+    }
+    rows_page = {
+        "description": "A page of rows (ndjson and csv give the rows alone).",
+        "content": {"application/json": {"schema": _ref("RowsPage")}, **row_streams},
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -175,9 +186,15 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "get": _op(
                     "Rows or metadata of a dataset (older clients)",
                     {
-                        "200": _json(
-                            {"oneOf": [_ref("RowsPage"), _ref("Metadata")]}, "Rows or metadata"
-                        ),
+                        "200": {
+                            "description": "Rows, or the metadata with metadata_only",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"anyOf": [_ref("RowsPage"), _ref("Metadata")]}
+                                },
+                                **row_streams,
+                            },
+                        },
                         **_errors(400, 404, 409),
                     },
                     [
@@ -235,7 +252,12 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "One row per group",
                     {"200": _json(_ref("Groups"), "Groups"), **_errors(400, 404, 409)},
                     [
-                        _query("by", {"type": "string"}, "One or two columns, comma-separated."),
+                        {
+                            **_query(
+                                "by", {"type": "string"}, "One or two columns, comma-separated."
+                            ),
+                            "required": True,
+                        },
                         _query(
                             "agg",
                             {"type": "string"},

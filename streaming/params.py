@@ -148,3 +148,14 @@ def delimiter(query: Mapping[str, str]) -> str | None:
             parameter="delimiter",
         )
     return raw
+
+
+def no_filters(query: Mapping[str, str]) -> None:
+    """Reject filters (any parameter that is not a reserved word) on a route that takes none."""
+    for name in query:
+        if name not in RESERVED:
+            raise BadRequest(
+                f"{name!r} is not a parameter of this route (filters do not apply here)",
+                code="bad_parameter",
+                parameter=name,
+            )
