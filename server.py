@@ -465,6 +465,69 @@ def _attachment(filename: str) -> str:
     return f'attachment; filename="{safe}"'
 
 
+class AccessLog:
+    """WSGI middleware: one line per request when its response ends (or its client leaves):
+    method, path and query, status, bytes sent, milliseconds. Keys travel in headers, which
+    it never logs."""
+
+    def __init__(self, app: Callable[..., Any], logger: logging.Logger | None = None) -> None:
+        self.app = app
+        self.log = logger or logging.getLogger("rillet.access")
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        started = time.perf_counter()
+        status: list[str] = []
+
+        def recording_start(code: str, headers: list[Any], exc_info: Any = None) -> Any:
+            status[:] = [code.split(" ", 1)[0]]
+            return start_response(code, headers, exc_info)
+
+        body = self.app(environ, recording_start)
+        return _LoggedBody(body, self, environ, status, started)
+
+    def line(self, environ: dict[str, Any], status: str, sent: int, started: float) -> None:
+        query = environ.get("QUERY_STRING", "")
+        target = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+        millis = (time.perf_counter() - started) * 1000
+        self.log.info(
+            "%s %s %s %dB %.1fms",
+            environ.get("REQUEST_METHOD", "-"),
+            target,
+            status or "-",
+            sent,
+            millis,
+        )
+
+
+class _LoggedBody:
+    """The response body, counted as it goes; logged once when closed."""
+
+    def __init__(
+        self, body: Any, log: AccessLog, environ: dict[str, Any], status: list[str], started: float
+    ) -> None:
+        self._body, self._log, self._environ = body, log, environ
+        self._status, self._started, self._sent = status, started, 0
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._body:
+            self._sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._log.line(
+                self._environ, self._status[0] if self._status else "", self._sent, self._started
+            )
+
+
 def serve(settings: Settings) -> None:
     """Start the worker thread (unless SYNC_WORKER=off) and serve with waitress."""
     import waitress

@@ -558,3 +558,29 @@ def upload_bytes(client: httpx.Client, rillet: Rillet, data: bytes, **params: st
     job = client.get(response.json()["job"]["url"]).json()
     assert job["status"] == "done", job
     return str(response.json()["dataset"]["id"])
+
+
+def test_access_log_has_one_line_per_request_and_never_a_key(
+    rillet: Rillet, caplog: pytest.LogCaptureFixture
+) -> None:
+    from server import AccessLog, create_app
+
+    transport = httpx.WSGITransport(app=AccessLog(create_app(rillet)))
+    with (
+        httpx.Client(transport=transport, base_url="http://rillet.test") as logged,
+        caplog.at_level("INFO", logger="rillet.access"),
+    ):
+        logged.post(
+            "/datasets?name=x",
+            content=b"a\n1\n",
+            headers={"Content-Type": "text/csv", "X-API-Key": WRITE_KEY},
+        )
+        logged.get("/datasets", headers={"Authorization": f"Bearer {READ_KEY}"})
+        logged.get("/datasets", headers={"X-API-Key": "wrong-key"})
+        logged.get("/health")
+    lines = [r.getMessage() for r in caplog.records if r.name == "rillet.access"]
+    assert len(lines) == 4
+    assert lines[0].startswith("POST /datasets?name=x 202 ")
+    assert lines[2].startswith("GET /datasets 401 ") and lines[3].startswith("GET /health 200 ")
+    assert all(line.endswith("ms") and "B " in line for line in lines)
+    assert not any(key in line for line in lines for key in (WRITE_KEY, READ_KEY, "wrong-key"))
