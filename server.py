@@ -264,7 +264,8 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         filename = f"{dataset.meta['name'].rsplit('.', 1)[0] or dataset_id}.{fmt}"
         bottle.response.set_header("Content-Disposition", _attachment(filename))
         row_blocks = (block.rows for block in scan.blocks(dataset, selection))
-        return _Stream(stream(projection, fmt, row_blocks), dataset, rillet)
+        chunks = stream(projection, fmt, row_blocks, settings.csv_safe)
+        return _Stream(chunks, dataset, rillet)
 
     @app.get("/datasets/<dataset_id>/stats", scope="read")
     def stats(dataset_id: str) -> Any:
@@ -372,7 +373,8 @@ def _rows(rillet: Rillet, dataset_id: str, query: Any, path: str, keep: dict[str
         if next_url:
             bottle.response.set_header("Link", f'<{next_url}>; rel="next"')
         if page.format == "csv":
-            return csv_header(projection) + csv_rows(projection, found.rows)
+            safe = rillet.settings.csv_safe
+            return csv_header(projection, safe) + csv_rows(projection, found.rows, safe)
         return ndjson(projection, found.rows)
 
 

@@ -1,7 +1,9 @@
 """Output encoders: stored rows (JSON arrays) to the JSON, NDJSON and CSV that clients read.
 
 Stored lines are decoded a block at a time (one ``orjson.loads`` per block, not per row) and
-re-encoded as objects keyed by column name, or as CSV rows, in the projection's order.
+re-encoded as objects keyed by column name, or as CSV rows, in the projection's order. CSV is
+safe to open in a spreadsheet unless CSV_SAFE is off: a text cell that would start a formula
+gets a leading ``'`` (OWASP's advice for CSV injection).
 """
 
 from __future__ import annotations
@@ -58,12 +60,27 @@ def ndjson(projection: Projection, rows: Sequence[list[Any]]) -> bytes:
     return b"\n".join(map(orjson.dumps, objects)) + b"\n"
 
 
-def csv_header(projection: Projection) -> bytes:
-    return _csv_rows([projection.names])
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, "CSV Injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def csv_rows(projection: Projection, rows: Sequence[list[Any]]) -> bytes:
-    return _csv_rows([[_csv_cell(v) for v in row] for row in projection.arrays(rows)])
+def csv_header(projection: Projection, safe: bool = True) -> bytes:
+    names = [_neutral(n) for n in projection.names] if safe else projection.names
+    return _csv_rows([names])
+
+
+def csv_rows(projection: Projection, rows: Sequence[list[Any]], safe: bool = True) -> bytes:
+    cell = _safe_cell if safe else _csv_cell
+    return _csv_rows([[cell(v) for v in row] for row in projection.arrays(rows)])
+
+
+def _neutral(text: str) -> str:
+    """Text a spreadsheet shows as text: a leading quote before what would start a formula."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def _safe_cell(value: Any) -> Any:
+    return _neutral(value) if isinstance(value, str) else _csv_cell(value)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -83,13 +100,13 @@ def _csv_rows(rows: Iterable[Sequence[Any]]) -> bytes:
 
 
 def stream(
-    projection: Projection, fmt: str, blocks: Iterable[Sequence[list[Any]]]
+    projection: Projection, fmt: str, blocks: Iterable[Sequence[list[Any]]], safe: bool = True
 ) -> Iterator[bytes]:
     """Encode blocks of rows as ``fmt`` (ndjson or csv), one output chunk a block."""
     if fmt == "csv":
-        yield csv_header(projection)
+        yield csv_header(projection, safe)
         for rows in blocks:
-            yield csv_rows(projection, rows)
+            yield csv_rows(projection, rows, safe)
     else:
         for rows in blocks:
             yield ndjson(projection, rows)

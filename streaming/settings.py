@@ -85,6 +85,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Largest CSV field accepted, in KiB (the csv module's field limit); larger fails the job.",
         _positive_int,
     ),
+    Setting(
+        "CSV_SAFE",
+        "on",
+        "CSV safe for spreadsheets: a text cell starting = + - @ tab or CR gets a leading '.",
+        _flag,
+    ),
     Setting("THREADS", "8", "waitress worker threads.", _positive_int),
     Setting(
         "GROQ_API_KEY", "", "Groq API key; without it insights use statistics alone.", secret=True

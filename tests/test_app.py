@@ -584,3 +584,32 @@ def test_access_log_has_one_line_per_request_and_never_a_key(
     assert lines[2].startswith("GET /datasets 401 ") and lines[3].startswith("GET /health 200 ")
     assert all(line.endswith("ms") and "B " in line for line in lines)
     assert not any(key in line for line in lines for key in (WRITE_KEY, READ_KEY, "wrong-key"))
+
+
+@pytest.mark.parametrize("safe", [True, False])
+def test_csv_cells_that_would_start_a_formula_are_neutralised(tmp_path: Path, safe: bool) -> None:
+    from server import create_app
+    from streaming.settings import Settings
+
+    settings = Settings.from_env(
+        {},
+        data_dir=tmp_path / "d",
+        api_keys=f"{WRITE_KEY}:write",
+        sync_worker=False,
+        csv_safe=safe,
+    )
+    rillet = Rillet(settings)
+    with httpx.Client(
+        transport=httpx.WSGITransport(app=create_app(rillet)),
+        base_url="http://rillet.test",
+        headers={"X-API-Key": WRITE_KEY},
+    ) as c:
+        dataset_id = upload(c, rillet, "cmd,n\n=SUM(A1),-5\n@x,3\nplain,1\n")
+        exported = c.get(f"/datasets/{dataset_id}/export").text.splitlines()
+        page = c.get(f"/datasets/{dataset_id}/rows", params={"format": "csv"}).text.splitlines()
+    expected = (
+        ["cmd,n", "'=SUM(A1),-5", "'@x,3", "plain,1"]
+        if safe
+        else ["cmd,n", "=SUM(A1),-5", "@x,3", "plain,1"]
+    )
+    assert exported == expected and page == expected
