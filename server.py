@@ -467,6 +467,64 @@ def _attachment(filename: str) -> str:
     return f'attachment; filename="{safe}"'
 
 
+class Cors:
+    """WSGI middleware: CORS for browser dashboards on the origins CORS_ORIGINS allows.
+
+    Preflights (OPTIONS with Access-Control-Request-Method) are answered here, without a key.
+    An allowed origin is echoed back with ``Vary: Origin``; ``*`` allows every origin, and
+    credentials are never allowed (keys travel in headers, not cookies), so a wildcard never
+    meets credentials.
+    """
+
+    METHODS = "GET, POST, DELETE, OPTIONS"
+    HEADERS = "X-API-Key, Authorization, Content-Type, If-None-Match"
+    EXPOSED = "ETag, Link, Retry-After, Content-Disposition"
+
+    def __init__(self, app: Callable[..., Any], origins: str) -> None:
+        self.app = app
+        allowed = [o.strip().rstrip("/") for o in origins.split(",") if o.strip()]
+        self.any = "*" in allowed
+        self.allowed = frozenset(allowed)
+
+    def _allow(self, origin: str | None) -> str | None:
+        if not origin:
+            return None
+        if self.any:
+            return "*"
+        return origin if origin.rstrip("/") in self.allowed else None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        allowed = self._allow(environ.get("HTTP_ORIGIN"))
+        preflight = environ.get("REQUEST_METHOD") == "OPTIONS" and environ.get(
+            "HTTP_ACCESS_CONTROL_REQUEST_METHOD"
+        )
+        if preflight:
+            headers = [("Content-Length", "0")]
+            if allowed:
+                headers += [
+                    ("Access-Control-Allow-Origin", allowed),
+                    ("Vary", "Origin"),
+                    ("Access-Control-Allow-Methods", self.METHODS),
+                    ("Access-Control-Allow-Headers", self.HEADERS),
+                    ("Access-Control-Max-Age", "600"),
+                ]
+            start_response("204 No Content", headers)
+            return [b""]
+        if not allowed:
+            return self.app(environ, start_response)
+
+        def with_cors(status: str, headers: list[Any], exc_info: Any = None) -> Any:
+            headers = [
+                *headers,
+                ("Access-Control-Allow-Origin", allowed),
+                ("Vary", "Origin"),
+                ("Access-Control-Expose-Headers", self.EXPOSED),
+            ]
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, with_cors)
+
+
 class AccessLog:
     """WSGI middleware: one line per request when its response ends (or its client leaves):
     method, path and query, status, bytes sent, milliseconds. Keys travel in headers, which

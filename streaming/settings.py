@@ -91,6 +91,11 @@ SETTINGS: tuple[Setting, ...] = (
         "CSV safe for spreadsheets: a text cell starting = + - @ tab or CR gets a leading '.",
         _flag,
     ),
+    Setting(
+        "CORS_ORIGINS",
+        "",
+        "Browser origins allowed to call the API (comma list, or *); none by default.",
+    ),
     Setting("THREADS", "8", "waitress worker threads.", _positive_int),
     Setting(
         "GROQ_API_KEY", "", "Groq API key; without it insights use statistics alone.", secret=True

@@ -613,3 +613,44 @@ def test_csv_cells_that_would_start_a_formula_are_neutralised(tmp_path: Path, sa
         else ["cmd,n", "=SUM(A1),-5", "@x,3", "plain,1"]
     )
     assert exported == expected and page == expected
+
+
+def test_cors_answers_preflights_and_marks_responses_for_allowed_origins(
+    rillet: Rillet,
+) -> None:
+    from server import Cors, create_app
+
+    app = Cors(create_app(rillet), "https://dash.example.com, https://other.example.com/")
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://rillet.test") as c:
+        preflight = c.options(
+            "/datasets",
+            headers={
+                "Origin": "https://dash.example.com",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "x-api-key",
+            },
+        )
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "https://dash.example.com"
+        assert "X-API-Key" in preflight.headers["access-control-allow-headers"]
+        assert "access-control-allow-credentials" not in preflight.headers
+        stranger = c.options(
+            "/datasets",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        )
+        assert "access-control-allow-origin" not in stranger.headers
+        response = c.get(
+            "/datasets", headers={"Origin": "https://other.example.com", "X-API-Key": READ_KEY}
+        )
+        assert response.status_code == 200
+        assert response.headers["access-control-allow-origin"] == "https://other.example.com"
+        assert "ETag" in response.headers["access-control-expose-headers"]
+        plain = c.get("/datasets", headers={"X-API-Key": READ_KEY})
+        assert "access-control-allow-origin" not in plain.headers
+    anywhere = Cors(create_app(rillet), "*")
+    with httpx.Client(
+        transport=httpx.WSGITransport(app=anywhere), base_url="http://rillet.test"
+    ) as c:
+        response = c.get("/health", headers={"Origin": "https://any.example"})
+        assert response.headers["access-control-allow-origin"] == "*"
+        assert "access-control-allow-credentials" not in response.headers
