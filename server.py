@@ -29,7 +29,7 @@ import bottle
 import orjson
 
 from streaming import aggregate, pages, params, scan
-from streaming.auth import KeyRing
+from streaming.auth import KeyRing, RateLimiter
 from streaming.convert import resolve_encoding
 from streaming.encode import MEDIA_TYPES, Projection, csv_header, csv_rows, ndjson, stream
 from streaming.errors import BadRequest, MethodNotAllowed, NotFound, NotReady, RilletError
@@ -54,6 +54,7 @@ class Rillet:
         self.store = Store(settings.data_dir)
         self.jobs = Jobs(self.store)
         self.keys = KeyRing(settings.data_dir / "keys.json", settings.api_keys)
+        self.limiter = RateLimiter(settings.rate_limit)
         self.wake = wake
         self.started = time.monotonic()
         self.open_streams = 0  # responses streaming right now (exports)
@@ -79,8 +80,9 @@ class ErrorsAndAuth:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 if scope is not None:
-                    held = self.rillet.keys.authenticate(_presented_key())
-                    KeyRing.require(held, scope)
+                    key = self.rillet.keys.identify(_presented_key())
+                    KeyRing.require(key.scope, scope)
+                    self.rillet.limiter.take(key.id)
                 return callback(*args, **kwargs)
             except RilletError as exc:
                 return error_response(exc)
@@ -119,7 +121,7 @@ def _presented_key() -> str | None:
 
 
 def error_response(exc: RilletError) -> bottle.HTTPResponse:
-    headers = {"Content-Type": JSON}
+    headers = {"Content-Type": JSON, **getattr(exc, "headers", {})}
     return bottle.HTTPResponse(orjson.dumps(exc.to_dict()), status=exc.status, headers=headers)
 
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from streaming.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from streaming.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
 from streaming.settings import SettingError
 from streaming.store import utc_now, write_atomic
 
@@ -94,18 +96,22 @@ class KeyRing:
 
     def authenticate(self, presented: str | None) -> str:
         """The scope of a presented key; Unauthorized if it is missing or unknown."""
+        return self.identify(presented).scope
+
+    def identify(self, presented: str | None) -> Key:
+        """The stored key a presented key matches; Unauthorized if it is missing or unknown."""
         if not presented:
             raise Unauthorized(
                 "send an API key as X-API-Key: KEY or Authorization: Bearer KEY", code="missing_key"
             )
         wanted = digest(presented)
-        scope = None
+        found = None
         for key in self._load():
             if hmac.compare_digest(key.digest, wanted):  # no break: equal time for all keys
-                scope = key.scope
-        if scope is None:
+                found = key
+        if found is None:
             raise Unauthorized("the API key is not valid", code="invalid_key")
-        return scope
+        return found
 
     @staticmethod
     def require(scope: str, needed: str) -> None:
@@ -151,3 +157,30 @@ class KeyRing:
         if self._load():
             return None
         return self.create("write")[1]
+
+
+class RateLimiter:
+    """A token bucket per key: ``per_minute`` requests a minute, in bursts of up to a tenth of
+    that (at least 10). Zero turns it off."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = max(10.0, per_minute / 10.0)
+        self._buckets: dict[str, tuple[float, float]] = {}  # key id: (tokens, when)
+        self._lock = threading.Lock()
+
+    def take(self, key_id: str) -> None:
+        """Spend one request of a key's allowance; RateLimited (with Retry-After) if spent."""
+        if self.rate <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            tokens, when = self._buckets.get(key_id, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - when) * self.rate)
+            if tokens < 1.0:
+                self._buckets[key_id] = (tokens, now)
+                wait = math.ceil((1.0 - tokens) / self.rate)
+                raise RateLimited(
+                    f"too many requests for this key; retry in {wait} s", retry_after=wait
+                )
+            self._buckets[key_id] = (tokens - 1.0, now)

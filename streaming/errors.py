@@ -10,6 +10,7 @@ error shape in exactly one place::
      ├── NotFound               404 not_found
      ├── MethodNotAllowed       405 method_not_allowed
      ├── NotReady               409 not_ready
+     ├── RateLimited            429 rate_limited (with Retry-After)
      ├── PayloadTooLarge        413 too_large
      ├── UnsupportedMediaType   415 not_csv
      └── InvalidCSV             422 invalid_csv (carries the line number when known)
@@ -66,6 +67,17 @@ class MethodNotAllowed(RilletError):
 class NotReady(RilletError):
     status = 409
     code = "not_ready"
+
+
+class RateLimited(RilletError):
+    """429 with the seconds to wait, sent as ``Retry-After`` too."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class PayloadTooLarge(RilletError):

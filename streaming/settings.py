@@ -33,6 +33,13 @@ def _flag(text: str) -> bool:
     raise ValueError(f"expected on/off, got {text!r}")
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected a whole number of at least 0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -95,6 +102,12 @@ SETTINGS: tuple[Setting, ...] = (
         "CORS_ORIGINS",
         "",
         "Browser origins allowed to call the API (comma list, or *); none by default.",
+    ),
+    Setting(
+        "RATE_LIMIT",
+        "3000",
+        "Requests a minute per key (bursts of a tenth of it); 0 turns the limit off.",
+        _non_negative_int,
     ),
     Setting("THREADS", "8", "waitress worker threads.", _positive_int),
     Setting(

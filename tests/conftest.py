@@ -31,6 +31,7 @@ def settings(tmp_path: Path) -> Settings:
         api_keys=f"{READ_KEY}:read,{WRITE_KEY}:write",
         sync_worker=False,
         page_max=1000,
+        rate_limit=0,  # test_auth and test_app's rate-limit tests set their own
     )
 
 
@@ -143,7 +144,10 @@ def stop(process: subprocess.Popen[str]) -> str:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RunningServer]:
     running = start_server(
-        tmp_path / "data", API_KEYS=f"{READ_KEY}:read,{WRITE_KEY}:write", MAX_UPLOAD_MB="2"
+        tmp_path / "data",
+        API_KEYS=f"{READ_KEY}:read,{WRITE_KEY}:write",
+        MAX_UPLOAD_MB="2",
+        RATE_LIMIT="0",
     )
     try:
         yield running

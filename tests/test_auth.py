@@ -138,3 +138,22 @@ def test_keys_cli_creates_lists_and_revokes(
 def test_bad_api_keys_setting_is_a_clear_error() -> None:
     with pytest.raises(Exception, match="scope 'admin'"):
         Rillet(Settings.from_env({}, api_keys="k:admin", data_dir=Path("/tmp/rillet-unused")))
+
+
+def test_a_key_past_its_rate_gets_429_with_retry_after_and_others_do_not(
+    tmp_path: Path,
+) -> None:
+    from server import create_app
+
+    settings = Settings.from_env(
+        {}, data_dir=tmp_path / "d", sync_worker=False, api_keys="a:read,b:read", rate_limit=60
+    )  # bursts of 10
+    app = create_app(Rillet(settings))
+    with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://r.test") as c:
+        codes = [c.get("/datasets", headers={"X-API-Key": "a"}).status_code for _ in range(12)]
+        assert codes[:10] == [200] * 10 and codes[10:] == [429, 429]
+        limited = c.get("/datasets", headers={"X-API-Key": "a"})
+        assert limited.json()["error"]["code"] == "rate_limited"
+        assert int(limited.headers["retry-after"]) >= 1
+        assert c.get("/datasets", headers={"X-API-Key": "b"}).status_code == 200
+        assert c.get("/health").status_code == 200  # no key, no limit

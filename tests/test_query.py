@@ -139,6 +139,7 @@ def make_rillet(data_dir: Path, **overrides: Any) -> Rillet:
             data_dir=data_dir,
             api_keys=f"{READ_KEY}:read,{WRITE_KEY}:write",
             sync_worker=False,
+            rate_limit=0,  # these tests send hundreds of requests a second
             **overrides,
         )
     )
