@@ -27,6 +27,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         413: "Upload too large",
         415: "Not a CSV",
         422: "CSV cannot be converted",
+        429: "Rate limited (see Retry-After)",
     }
     return {str(c): _json(_ref("Error"), words[c]) for c in codes}
 
@@ -89,7 +90,7 @@ def _op(
         op["parameters"] = parameters
     if secured:
         op["security"] = list(_READ)
-        op["responses"] = {**responses, **_errors(401, 403)}
+        op["responses"] = {**responses, **_errors(401, 403, 429)}
     op.update(extra)
     return op
 
