@@ -13,10 +13,8 @@ the only place that writes an error response.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import logging
-import os
 import sys
 import threading
 import time
@@ -35,6 +33,7 @@ from streaming.encode import MEDIA_TYPES, Projection, csv_header, csv_rows, ndjs
 from streaming.errors import BadRequest, MethodNotAllowed, NotFound, NotReady, RilletError
 from streaming.filter import parse as parse_filters
 from streaming.jobs import PUBLIC_FIELDS, Jobs
+from streaming.memory import limit_malloc_arenas, release_memory, rss_bytes
 from streaming.openapi import openapi_document
 from streaming.read import Dataset, open_dataset, pending_meta
 from streaming.settings import Settings
@@ -150,7 +149,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
                     "version": VERSION,
                     "datasets": store.count_ready(),
                     "jobs": jobs.counts(),
-                    "rss_bytes": _rss_bytes(),
+                    "rss_bytes": rss_bytes(),
                     "uptime_seconds": round(time.monotonic() - rillet.started, 1),
                     "open_streams": rillet.open_streams,
                     # httpx is imported only by the LLM routes: the memory they cost shows here.
@@ -428,166 +427,9 @@ class _Stream:
             release_memory()
 
 
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def _libc() -> Any:
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return None
-
-
-_LIBC = _libc()
-
-
-def limit_malloc_arenas() -> None:
-    """Two malloc arenas, not one per thread: measured, the server's RSS after a round of
-    group-bys grew +45 MiB with 8 threads' arenas each keeping what its scans freed."""
-    if _LIBC is not None:
-        _LIBC.mallopt(_M_ARENA_MAX, 2)
-
-
-def release_memory() -> None:
-    """Give freed heap back to the system after a request that scanned (glibc only)."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
-
-
-def _rss_bytes() -> int | None:
-    """This process's resident memory, from /proc (None where there is no /proc)."""
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE_SIZE
-    except OSError:
-        return None
-
-
 def _attachment(filename: str) -> str:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in filename)
     return f'attachment; filename="{safe}"'
-
-
-class Cors:
-    """WSGI middleware: CORS for browser dashboards on the origins CORS_ORIGINS allows.
-
-    Preflights (OPTIONS with Access-Control-Request-Method) are answered here, without a key.
-    An allowed origin is echoed back with ``Vary: Origin``; ``*`` allows every origin, and
-    credentials are never allowed (keys travel in headers, not cookies), so a wildcard never
-    meets credentials.
-    """
-
-    METHODS = "GET, POST, DELETE, OPTIONS"
-    HEADERS = "X-API-Key, Authorization, Content-Type, If-None-Match"
-    EXPOSED = "ETag, Link, Retry-After, Content-Disposition"
-
-    def __init__(self, app: Callable[..., Any], origins: str) -> None:
-        self.app = app
-        allowed = [o.strip().rstrip("/") for o in origins.split(",") if o.strip()]
-        self.any = "*" in allowed
-        self.allowed = frozenset(allowed)
-
-    def _allow(self, origin: str | None) -> str | None:
-        if not origin:
-            return None
-        if self.any:
-            return "*"
-        return origin if origin.rstrip("/") in self.allowed else None
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        allowed = self._allow(environ.get("HTTP_ORIGIN"))
-        preflight = environ.get("REQUEST_METHOD") == "OPTIONS" and environ.get(
-            "HTTP_ACCESS_CONTROL_REQUEST_METHOD"
-        )
-        if preflight:
-            headers = [("Content-Length", "0")]
-            if allowed:
-                headers += [
-                    ("Access-Control-Allow-Origin", allowed),
-                    ("Vary", "Origin"),
-                    ("Access-Control-Allow-Methods", self.METHODS),
-                    ("Access-Control-Allow-Headers", self.HEADERS),
-                    ("Access-Control-Max-Age", "600"),
-                ]
-            start_response("204 No Content", headers)
-            return [b""]
-        if not allowed:
-            return self.app(environ, start_response)
-
-        def with_cors(status: str, headers: list[Any], exc_info: Any = None) -> Any:
-            headers = [
-                *headers,
-                ("Access-Control-Allow-Origin", allowed),
-                ("Vary", "Origin"),
-                ("Access-Control-Expose-Headers", self.EXPOSED),
-            ]
-            return start_response(status, headers, exc_info)
-
-        return self.app(environ, with_cors)
-
-
-class AccessLog:
-    """WSGI middleware: one line per request when its response ends (or its client leaves):
-    method, path and query, status, bytes sent, milliseconds. Keys travel in headers, which
-    it never logs."""
-
-    def __init__(self, app: Callable[..., Any], logger: logging.Logger | None = None) -> None:
-        self.app = app
-        self.log = logger or logging.getLogger("rillet.access")
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        started = time.perf_counter()
-        status: list[str] = []
-
-        def recording_start(code: str, headers: list[Any], exc_info: Any = None) -> Any:
-            status[:] = [code.split(" ", 1)[0]]
-            return start_response(code, headers, exc_info)
-
-        body = self.app(environ, recording_start)
-        return _LoggedBody(body, self, environ, status, started)
-
-    def line(self, environ: dict[str, Any], status: str, sent: int, started: float) -> None:
-        query = environ.get("QUERY_STRING", "")
-        target = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
-        millis = (time.perf_counter() - started) * 1000
-        self.log.info(
-            "%s %s %s %dB %.1fms",
-            environ.get("REQUEST_METHOD", "-"),
-            target,
-            status or "-",
-            sent,
-            millis,
-        )
-
-
-class _LoggedBody:
-    """The response body, counted as it goes; logged once when closed."""
-
-    def __init__(
-        self, body: Any, log: AccessLog, environ: dict[str, Any], status: list[str], started: float
-    ) -> None:
-        self._body, self._log, self._environ = body, log, environ
-        self._status, self._started, self._sent = status, started, 0
-        self._closed = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._body:
-            self._sent += len(chunk)
-            yield chunk
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._log.line(
-                self._environ, self._status[0] if self._status else "", self._sent, self._started
-            )
 
 
 def serve(settings: Settings) -> None:

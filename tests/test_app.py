@@ -563,7 +563,8 @@ def upload_bytes(client: httpx.Client, rillet: Rillet, data: bytes, **params: st
 def test_access_log_has_one_line_per_request_and_never_a_key(
     rillet: Rillet, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from server import AccessLog, create_app
+    from server import create_app
+    from streaming.wsgi import AccessLog
 
     transport = httpx.WSGITransport(app=AccessLog(create_app(rillet)))
     with (
@@ -618,7 +619,8 @@ def test_csv_cells_that_would_start_a_formula_are_neutralised(tmp_path: Path, sa
 def test_cors_answers_preflights_and_marks_responses_for_allowed_origins(
     rillet: Rillet,
 ) -> None:
-    from server import Cors, create_app
+    from server import create_app
+    from streaming.wsgi import Cors
 
     app = Cors(create_app(rillet), "https://dash.example.com, https://other.example.com/")
     with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://rillet.test") as c:
