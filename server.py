@@ -26,6 +26,8 @@ from urllib.parse import urlencode
 import bottle
 import orjson
 
+import charts
+from charts import render
 from streaming import aggregate, pages, params, scan
 from streaming.auth import KeyRing, RateLimiter
 from streaming.convert import resolve_encoding
@@ -39,6 +41,7 @@ from streaming.read import Dataset, open_dataset, pending_meta
 from streaming.settings import Settings
 from streaming.store import Store, check_dataset_id
 from streaming.upload import spool_upload
+from streaming.wsgi import AccessLog, Cors
 
 VERSION = "0.1.0"
 JSON = "application/json; charset=utf-8"
@@ -307,6 +310,46 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
                 orjson.dumps({"dataset": dataset_id, "groups": groups, "truncated": truncated})
             )
 
+    @app.get("/datasets/<dataset_id>/chart", scope="read")
+    def chart(dataset_id: str) -> Any:
+        query = _query()
+        fmt = params.output_format(query, ("json", "svg", "png"), default="json")
+        with open_dataset(store, jobs, dataset_id) as dataset:
+            selection = parse_filters(query, dataset.meta["columns"])
+            asked = [query.get(name) for name in ("mark", "x", "y", "color", "aggregate", "bins")]
+            charts.validate(dataset, selection, *asked)  # a mistake is a 400 before any 304
+            if not_modified := _not_modified(dataset_id):
+                return not_modified
+            spec = charts.chart(
+                dataset,
+                selection,
+                query.get("mark"),
+                query.get("x"),
+                query.get("y"),
+                query.get("color"),
+                query.get("aggregate"),
+                query.get("bins"),
+                max_groups=settings.groupby_max,
+            )
+            release_memory()
+        if fmt == "json":
+            return raw_json(orjson.dumps(spec))
+        body, media_type = render.image(spec, fmt)
+        bottle.response.content_type = media_type
+        return body
+
+    @app.get("/datasets/<dataset_id>/charts", scope="read")
+    def recommended(dataset_id: str) -> Any:
+        query = _query()
+        params.no_filters(query)
+        limit = params.integer(query, "limit", 8, 1, 20)
+        with open_dataset(store, jobs, dataset_id) as dataset:
+            if not_modified := _not_modified(dataset_id):
+                return not_modified
+            found = charts.recommend(dataset, limit, max_groups=settings.groupby_max)
+            release_memory()
+        return raw_json(orjson.dumps({"dataset": dataset_id, "charts": found}))
+
     for code in (404, 405):
         app.error(code)(_bottle_error)
     return app
@@ -449,7 +492,7 @@ def serve(settings: Settings) -> None:
     if settings.sync_worker:
         worker = sync_worker.run_in_thread(settings)
         rillet.wake = worker.wake
-    app = create_app(rillet)
+    app = AccessLog(Cors(create_app(rillet), settings.cors_origins))
     print(
         f"Rillet {VERSION} on http://{settings.host}:{settings.port} (data in {settings.data_dir})",
         flush=True,

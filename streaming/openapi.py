@@ -271,6 +271,83 @@ def openapi_document(version: str) -> dict[str, Any]:
                     ],
                 ),
             },
+            "/datasets/{dataset_id}/chart": {
+                "parameters": [_DATASET_ID],
+                "get": _op(
+                    "A Vega-Lite v6 chart, aggregated on the server",
+                    {
+                        "200": {
+                            "description": "The spec (json), or the picture (svg, png)",
+                            "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "image/svg+xml": {"schema": {"type": "string"}},
+                                "image/png": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_errors(400, 404, 409),
+                        "501": _json(_ref("Error"), "Rendering needs the render extra"),
+                    },
+                    [
+                        _query(
+                            "mark",
+                            {
+                                "type": "string",
+                                "enum": [
+                                    "bar",
+                                    "line",
+                                    "area",
+                                    "point",
+                                    "arc",
+                                    "rect",
+                                    "boxplot",
+                                    "histogram",
+                                ],
+                            },
+                            "The mark.",
+                        ),
+                        _query("x", {"type": "string"}, "Column on x."),
+                        _query("y", {"type": "string"}, "Column on y."),
+                        _query("color", {"type": "string"}, "Column on color."),
+                        _query(
+                            "aggregate",
+                            {"type": "string", "enum": ["count", "sum", "mean", "min", "max"]},
+                            "How y is aggregated.",
+                        ),
+                        _query("bins", {"type": "integer", "minimum": 1}, "Histogram bins."),
+                        _query(
+                            "format",
+                            {"type": "string", "enum": ["json", "svg", "png"]},
+                            "The spec, or a picture of it.",
+                        ),
+                        *_QUERY,
+                    ],
+                ),
+            },
+            "/datasets/{dataset_id}/charts": {
+                "parameters": [_DATASET_ID],
+                "get": _op(
+                    "Recommended charts, best first",
+                    {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "required": ["dataset", "charts"],
+                                "properties": {
+                                    "dataset": {"type": "string"},
+                                    "charts": {"type": "array", "items": {"type": "object"}},
+                                },
+                            },
+                            "Charts",
+                        ),
+                        **_errors(400, 404, 409),
+                    },
+                    [
+                        _query(
+                            "limit", {"type": "integer", "minimum": 1, "maximum": 20}, "How many."
+                        )
+                    ],
+                ),
+            },
             "/jobs/{job_id}": {
                 "parameters": [
                     {

@@ -656,3 +656,25 @@ def test_cors_answers_preflights_and_marks_responses_for_allowed_origins(
         response = c.get("/health", headers={"Origin": "https://any.example"})
         assert response.headers["access-control-allow-origin"] == "*"
         assert "access-control-allow-credentials" not in response.headers
+
+
+def test_chart_routes_answer_specs_images_and_recommendations(
+    client: httpx.Client, rillet: Rillet
+) -> None:
+    dataset_id = upload(client, rillet, FLIGHTS)
+    spec = client.get(
+        f"/datasets/{dataset_id}/chart",
+        params={"mark": "bar", "x": "carrier", "y": "distance", "aggregate": "sum"},
+    ).json()
+    assert spec["$schema"] == "https://vega.github.io/schema/vega-lite/v6.json"
+    totals = {row["carrier"]: row for row in spec["data"]["values"]}
+    assert set(totals) == {"UA", "AA", "DL"}
+    svg = client.get(
+        f"/datasets/{dataset_id}/chart", params={"mark": "bar", "x": "carrier", "format": "svg"}
+    )
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg")
+    assert_error(client.get(f"/datasets/{dataset_id}/chart", params={"mark": "pie"}), 400)
+    found = client.get(f"/datasets/{dataset_id}/charts").json()
+    assert found["dataset"] == dataset_id and isinstance(found["charts"], list)
+    for item in found["charts"]:
+        assert {"title", "reason", "score", "spec"} <= set(item)

@@ -120,3 +120,24 @@ def test_a_bad_request_never_takes_the_server_down(server: RunningServer) -> Non
             raw.shutdown(socket.SHUT_WR)
             raw.recv(1000)
     assert httpx.get(server.base_url + "/health").json()["status"] == "ok"
+
+
+def test_the_served_app_logs_each_request_and_answers_cors(tmp_path: Path) -> None:
+    running = start_server(
+        tmp_path / "data", API_KEYS=f"{WRITE_KEY}:write", CORS_ORIGINS="https://dash.example.com"
+    )
+    try:
+        response = httpx.get(
+            running.base_url + "/datasets",
+            headers={"X-API-Key": WRITE_KEY, "Origin": "https://dash.example.com"},
+        )
+        assert response.headers["access-control-allow-origin"] == "https://dash.example.com"
+        preflight = httpx.options(
+            running.base_url + "/datasets",
+            headers={"Origin": "https://dash.example.com", "Access-Control-Request-Method": "GET"},
+        )
+        assert preflight.status_code == 204
+    finally:
+        output = stop(running.process)
+    assert "GET /datasets 200 " in output and "OPTIONS /datasets 204 " in output
+    assert WRITE_KEY not in output

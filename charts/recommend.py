@@ -1,0 +1,438 @@
+"""Recommended charts: the ones worth looking at first, scored from statistics, best first.
+
+Example::
+
+    with open_dataset(store, jobs, "ds_3f9a2c41b7d0") as dataset:
+        for item in recommend(dataset, limit=8):
+            print(item["score"], item["title"], "—", item["reason"])
+    # 0.86 Mean arr delay by day — how mean arr delay changes over day, 2024-01-01 to …
+
+Recommending reads no rows: each column is profiled from the statistics kept at sync
+(``stats.json``) and pairs of columns from the sync's 1,000-row sample. Only the specs of the
+charts finally chosen are built, by ``charts.spec.chart``; most come from the statistics or the
+sample too (a histogram, counts of a column with at most 10 values, a scatter), and a line, a
+heatmap or a bar of a measure cost one group-by scan each.
+
+Columns first get a role (after CompassQL's data-type and cardinality rules):
+
+- left out: empty or all-null; constant (one value); identifiers (an integer or text column
+  whose values are nearly all distinct, or named like ``id``/``*_id`` with mostly distinct
+  values); free text (text with more than 50 distinct values: too many for a bar);
+- measure: a numeric column with more than 12 values; category: text or boolean with 2–50
+  values, or an integer with at most 12; time: a date or datetime with at least 3 values.
+
+Then each candidate chart gets a score in [0, 1]: a base for how effective the chart type is
+for its data types (Voyager's type-to-channel ranking: time on x beats everything for a
+measure; a quantitative distribution on a position axis; nominal on position beats nominal on
+color; two quantities on x and y; a pie never: angles read worst), times factors:
+
+- line of a measure's mean over time: 0.80 × completeness of both (rows over time: 0.72);
+- histogram of a measure: 0.70 × completeness, +0.10 for a skewed distribution (quantiles);
+- bar of a category's counts: 0.68 × completeness × cardinality (1.0 for 3–12 values, 0.9 to
+  20, 0.75 to 50, 0.85 for two), ×0.6 when one value holds over 90% of the rows;
+- bar of a measure's mean by a category: 0.50 + 0.40 × η (the correlation ratio, in the
+  sample), when η ≥ 0.2;
+- scatter of two measures: 0.45 + 0.45 × |r| (Pearson's, in the sample);
+- heatmap of two categories of at most 30 values each: 0.40 + 0.40 × Cramér's V (sample).
+
+Completeness is ``0.5 + 0.5 × (non-null share)``. Ranking is greedy, for variety: each chart's
+score is multiplied by 0.9 for every chart of the same kind already chosen and by 0.95 for every
+use of one of its columns, and the best adjusted score is taken next; at most MAX_SCANS of the
+charts chosen may need a scan of the rows, so the whole answer costs at most that many scans.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from itertools import combinations
+from typing import Any
+
+import orjson
+
+from charts import data
+from charts.spec import chart
+from streaming import filter as filters
+from streaming.read import Dataset
+
+CATEGORY_MAX = 50
+SMALL_INTEGERS = 12  # an integer column with at most this many values is a category
+HEATMAP_MAX = 30
+IDENTIFIER_SHARE = 0.95
+ID_NAME = re.compile(r"(^|_|\b)(id|uuid|guid|key)$|[a-z]Id$", re.IGNORECASE)
+DEFAULT_MAX_GROUPS = 10_000
+MAX_SCANS = 3  # charts that read the rows, among those recommended (each costs a scan)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the statistics say about one column, and the role it can play in a chart."""
+
+    name: str
+    position: int
+    kind: str
+    stats: dict[str, Any]
+    role: str  # measure, category, time, or why it is left out
+
+    @property
+    def count(self) -> int:
+        return int(self.stats.get("count") or 0)
+
+    @property
+    def distinct(self) -> int:
+        return int(self.stats.get("distinct") or 0)
+
+    @property
+    def completeness(self) -> float:
+        total = self.count + int(self.stats.get("nulls") or 0)
+        return 0.5 + 0.5 * (self.count / total if total else 0.0)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    kind: str
+    score: float
+    reason: str
+    columns: tuple[str, ...]
+    mark: str
+    x: str | None = None
+    y: str | None = None
+    color: str | None = None
+    aggregate: str | None = None
+    scans: bool = True  # whether its chart reads the rows (not only statistics or the sample)
+
+
+def recommend(
+    dataset: Dataset, limit: int = 8, *, max_groups: int = DEFAULT_MAX_GROUPS
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` charts, best first: ``{"title", "reason", "score", "spec"}``."""
+    stats = _stats(dataset)
+    profiles = [
+        profile(c["name"], i, c["type"], stats.get(c["name"]) or {})
+        for i, c in enumerate(dataset.meta["columns"])
+    ]
+    query = filters.parse({}, dataset.meta["columns"])  # every row
+    rows, _ = data.sample(dataset, query)
+    candidates = _candidates(profiles, rows)
+    out = []
+    for c in _ranked(candidates, limit):
+        spec = chart(
+            dataset, query, c.mark, c.x, c.y, c.color, c.aggregate, None, max_groups=max_groups
+        )
+        title = spec["title"] if isinstance(spec["title"], str) else spec["title"]["text"]
+        out.append({"title": title, "reason": c.reason, "score": round(c.score, 3), "spec": spec})
+    return out
+
+
+def _stats(dataset: Dataset) -> dict[str, Any]:
+    stats: dict[str, Any] = orjson.loads(dataset.stats_bytes())
+    return stats
+
+
+def profile(name: str, position: int, kind: str, stats: dict[str, Any]) -> Profile:
+    """A column's role from its statistics."""
+    count, distinct = int(stats.get("count") or 0), int(stats.get("distinct") or 0)
+
+    def make(role: str) -> Profile:
+        return Profile(name, position, kind, stats, role)
+
+    if kind == "null" or count == 0:
+        return make("empty")
+    if distinct <= 1:
+        return make("constant")
+    named = ID_NAME.search(name) is not None
+    if (
+        kind in ("integer", "string")
+        and count >= 20
+        and (distinct >= IDENTIFIER_SHARE * count or (named and distinct >= 0.5 * count))
+    ):
+        return make("identifier")
+    if kind in ("date", "datetime"):
+        return make("time" if distinct >= 3 else "category")
+    if kind == "boolean":
+        return make("category")
+    if kind == "integer" and distinct <= SMALL_INTEGERS:
+        return make("category")
+    if kind in ("integer", "number"):
+        return make("measure")
+    return make("category" if distinct <= CATEGORY_MAX else "text")
+
+
+def _candidates(profiles: Sequence[Profile], rows: list[list[Any]]) -> list[Candidate]:
+    measures = sorted((p for p in profiles if p.role == "measure"), key=lambda p: -_informative(p))[
+        :8
+    ]
+    categories = [p for p in profiles if p.role == "category"]
+    times = sorted((p for p in profiles if p.role == "time"), key=lambda p: -p.completeness)
+    out: list[Candidate] = []
+    for m in measures:
+        out.append(_histogram(m))
+    for c in categories:
+        out.append(_bar(c))
+    if times:
+        out.extend(_lines(times[0], measures, rows))
+    out.extend(_scatters(measures, rows))
+    out.extend(_heatmaps(categories, rows))
+    out.extend(_measure_bars(categories, measures, rows))
+    return out
+
+
+def _informative(p: Profile) -> float:
+    """How much a measure's distribution can show: complete, many values, some spread."""
+    spread = 1.0 if (p.stats.get("stddev") or 0) > 0 else 0.3
+    return p.completeness * spread * (1.0 if p.distinct >= 20 else 0.8)
+
+
+def _histogram(m: Profile) -> Candidate:
+    q = m.stats.get("quantiles") or {}
+    reason = f"How {_words(m.name)} is distributed"
+    score = 0.70 * m.completeness
+    low, mid, high = q.get("p05"), q.get("p50"), q.get("p95")
+    if low is not None and mid is not None and high is not None and high > low:
+        skew = ((high - mid) - (mid - low)) / (high - low)
+        if abs(skew) > 0.3:
+            score += 0.10
+            reason += f": skewed {'right' if skew > 0 else 'left'}, median {_num(mid)}"
+        else:
+            reason += f": median {_num(mid)}, 90% between {_num(low)} and {_num(high)}"
+    return Candidate("histogram", score, reason, (m.name,), "histogram", x=m.name, scans=False)
+
+
+def _bar(c: Profile) -> Candidate:
+    d = c.distinct
+    cardinality = 0.85 if d == 2 else 1.0 if d <= 12 else 0.9 if d <= 20 else 0.75
+    top = c.stats.get("top") or []
+    score = 0.68 * cardinality * c.completeness
+    reason = f"Rows for each of the {d:,} values of {_words(c.name)}"
+    if top and c.count:
+        share = top[0]["count"] / c.count
+        if share > 0.9:
+            score *= 0.6
+        reason += f"; the most frequent, {_value(top[0]['value'])}, holds {share:.0%}"
+    listed = sum(t["count"] for t in top) == c.count and bool(c.stats.get("distinct_exact"))
+    return Candidate("bar", score, reason, (c.name,), "bar", x=c.name, scans=not listed)
+
+
+def _lines(t: Profile, measures: Sequence[Profile], rows: list[list[Any]]) -> list[Candidate]:
+    """Rows over time, and the measure whose mean moves most over time (η of the measure by
+    time bucket, in the sample)."""
+    span = f"{t.stats.get('min')} to {t.stats.get('max')}"
+    unit = data.time_unit(str(t.stats.get("min")), str(t.stats.get("max")), t.kind, 24)
+    bucketed = [
+        [data.truncate(r[t.position], unit) if r[t.position] is not None else None, *r]
+        for r in rows
+    ]
+    moving = sorted(
+        measures, key=lambda m: -(_eta(bucketed, 0, m.position + 1) or 0) * m.completeness
+    )
+    out = [
+        Candidate(
+            "line",
+            0.72 * t.completeness,
+            f"Rows over {_words(t.name)}, {span}",
+            (t.name,),
+            "line",
+            x=t.name,
+        )
+    ]
+    for m in moving[:1]:
+        out.append(
+            Candidate(
+                "line",
+                0.80 * t.completeness * m.completeness,
+                f"How mean {_words(m.name)} changes over {_words(t.name)}, {span}",
+                (t.name, m.name),
+                "line",
+                x=t.name,
+                y=m.name,
+                aggregate="mean",
+            )
+        )
+    return out
+
+
+def _scatters(measures: Sequence[Profile], rows: list[list[Any]]) -> list[Candidate]:
+    found = []
+    for a, b in combinations(measures, 2):
+        r = _pearson(rows, a.position, b.position)
+        if r is None:
+            continue
+        strength = "strongly" if abs(r) >= 0.7 else "moderately" if abs(r) >= 0.3 else "weakly"
+        reason = (
+            f"{_title(a.name)} and {_words(b.name)} are {strength} correlated "
+            f"(r = {r:.2f} in a sample of {len(rows):,} rows)"
+        )
+        score = 0.45 + 0.45 * abs(r)
+        found.append(
+            Candidate(
+                "scatter", score, reason, (a.name, b.name), "point", a.name, b.name, scans=False
+            )
+        )
+    found.sort(key=lambda c: -c.score)
+    return found[:1] + [c for c in found[1:] if c.score >= 0.45 + 0.45 * 0.3]
+
+
+def _heatmaps(categories: Sequence[Profile], rows: list[list[Any]]) -> list[Candidate]:
+    small = [c for c in categories if c.distinct <= HEATMAP_MAX]
+    found = []
+    for a, b in combinations(small, 2):
+        v = _cramers_v(rows, a.position, b.position)
+        if v is None:
+            continue
+        reason = (
+            f"How often each {_words(a.name)} meets each {_words(b.name)} "
+            f"(association V = {v:.2f} in the sample)"
+        )
+        found.append(
+            Candidate("heatmap", 0.40 + 0.40 * v, reason, (a.name, b.name), "rect", a.name, b.name)
+        )
+    found.sort(key=lambda c: -c.score)
+    return found[:1] + [c for c in found[1:] if c.score >= 0.40 + 0.40 * 0.3]
+
+
+def _measure_bars(
+    categories: Sequence[Profile], measures: Sequence[Profile], rows: list[list[Any]]
+) -> list[Candidate]:
+    found = []
+    for c in categories:
+        if c.distinct > CATEGORY_MAX:
+            continue
+        for m in measures[:4]:
+            eta = _eta(rows, c.position, m.position)
+            if eta is None or eta < 0.2:
+                continue
+            reason = (
+                f"Mean {_words(m.name)} differs across {_words(c.name)} "
+                f"(correlation ratio {eta:.2f} in the sample)"
+            )
+            found.append(
+                Candidate(
+                    "bar",
+                    0.50 + 0.40 * eta,
+                    reason,
+                    (c.name, m.name),
+                    "bar",
+                    x=c.name,
+                    y=m.name,
+                    aggregate="mean",
+                )
+            )
+    found.sort(key=lambda c: -c.score)
+    return found[:2]
+
+
+def _ranked(candidates: list[Candidate], limit: int) -> list[Candidate]:
+    """Greedy, for variety: repeated kinds and columns weigh less each time."""
+    chosen: list[Candidate] = []
+    scans = 0
+    kinds: dict[str, int] = {}
+    uses: dict[str, int] = {}
+    pool = list(candidates)
+    while pool and len(chosen) < limit:
+
+        def adjusted(c: Candidate) -> float:
+            repeats = sum(uses.get(n, 0) for n in c.columns)
+            return c.score * 0.9 ** kinds.get(c.kind, 0) * 0.95**repeats
+
+        best = max(pool, key=adjusted)
+        pool.remove(best)
+        if best.scans and scans >= MAX_SCANS:
+            continue
+        scans += best.scans
+        chosen.append(replace(best, score=adjusted(best)))
+        kinds[best.kind] = kinds.get(best.kind, 0) + 1
+        for n in best.columns:
+            uses[n] = uses.get(n, 0) + 1
+    return chosen
+
+
+# --- Measures of association in the sample ---------------------------------------------------
+
+
+def _pairs(rows: list[list[Any]], a: int, b: int) -> list[tuple[Any, Any]]:
+    return [(r[a], r[b]) for r in rows if r[a] is not None and r[b] is not None]
+
+
+def _pearson(rows: list[list[Any]], a: int, b: int) -> float | None:
+    pairs = _pairs(rows, a, b)
+    if len(pairs) < 10:
+        return None
+    xs, ys = zip(*pairs)
+    mx, my = math.fsum(xs) / len(xs), math.fsum(ys) / len(ys)
+    sxy = math.fsum((x - mx) * (y - my) for x, y in pairs)
+    sxx = math.fsum((x - mx) ** 2 for x in xs)
+    syy = math.fsum((y - my) ** 2 for y in ys)
+    if sxx <= 0 or syy <= 0:
+        return None
+    return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
+
+
+def _cramers_v(rows: list[list[Any]], a: int, b: int) -> float | None:
+    pairs = _pairs(rows, a, b)
+    if len(pairs) < 10:
+        return None
+    table: dict[tuple[Any, Any], int] = {}
+    left: dict[Any, int] = {}
+    right: dict[Any, int] = {}
+    for x, y in pairs:
+        table[x, y] = table.get((x, y), 0) + 1
+        left[x] = left.get(x, 0) + 1
+        right[y] = right.get(y, 0) + 1
+    k = min(len(left), len(right))
+    if k < 2:
+        return None
+    n = len(pairs)
+    chi2 = 0.0
+    for x, nx in left.items():
+        for y, ny in right.items():
+            expected = nx * ny / n
+            chi2 += (table.get((x, y), 0) - expected) ** 2 / expected
+    return min(1.0, math.sqrt(chi2 / (n * (k - 1))))
+
+
+def _eta(rows: list[list[Any]], category: int, measure: int) -> float | None:
+    """The correlation ratio: how much of a measure's spread its category explains."""
+    pairs = _pairs(rows, category, measure)
+    if len(pairs) < 10:
+        return None
+    groups: dict[Any, list[float]] = {}
+    for c, v in pairs:
+        groups.setdefault(c, []).append(v)
+    if len(groups) < 2:
+        return None
+    values = [v for _, v in pairs]
+    mean = math.fsum(values) / len(values)
+    total = math.fsum((v - mean) ** 2 for v in values)
+    if total <= 0:
+        return None
+    between = math.fsum(len(g) * (math.fsum(g) / len(g) - mean) ** 2 for g in groups.values())
+    return math.sqrt(between / total)
+
+
+# --- Words -----------------------------------------------------------------------------------
+
+
+def _words(name: str) -> str:
+    return name.replace("_", " ").strip()[:80] or name
+
+
+def _title(name: str) -> str:
+    words = _words(name)
+    return words[:1].upper() + words[1:]
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _num(value)
+    text = str(value)
+    return repr(text if len(text) <= 40 else text[:39] + "…")
