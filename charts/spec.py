@@ -212,15 +212,7 @@ def aggregated(context: Context, request: Request) -> dict[str, Any]:
         )
         for i, ((column, cap), name) in enumerate(zip(planned, names))
     ]
-    groups = data.aggregate(
-        context.dataset,
-        context.query,
-        [d.key for d in dims],
-        measure,
-        context.stats,
-        context.max_groups,
-    )
-    rows = _shaped(context, groups, dims, measure)
+    rows = _grouped(context, dims, measure)
     if mark == "arc":
         rows = _positive(context, rows, measure)
     return {"data": {"values": rows}, **encoding.ENCODERS[mark](rows, dims, measure)}
@@ -233,6 +225,14 @@ def _x_cap(request: Request) -> int:
         return BAR_CAP
     series = min(request.color.distinct, COLOR_CAP) if request.color else 1
     return max(20, min(LINE_POINTS, LINE_TOTAL // max(series, 1)))
+
+
+def _grouped(context: Context, dims: list[Dimension], measure: Measure) -> list[dict[str, Any]]:
+    """The matching rows aggregated by the dimensions' keys, shaped for the chart."""
+    keys = [d.key for d in dims]
+    stats, cap = context.stats, context.max_groups
+    groups = data.aggregate(context.dataset, context.query, keys, measure, stats, cap)
+    return _shaped(context, groups, dims, measure)
 
 
 def _shaped(
@@ -325,15 +325,7 @@ def histogram(context: Context, request: Request) -> dict[str, Any]:
         dims = [dimension(context, x, bins, bins if x.kind in NUMERIC else None, bins, names[0])]
         if color is not None:
             dims.append(dimension(context, color, COLOR_CAP, None, COLOR_CAP, names[1]))
-        groups = data.aggregate(
-            context.dataset,
-            context.query,
-            [d.key for d in dims],
-            count,
-            context.stats,
-            context.max_groups,
-        )
-        rows = _shaped(context, groups, dims, count)
+        rows = _grouped(context, dims, count)
     channels: dict[str, Any] = {
         "x": dim_channel(rows, dims[0], count, discrete=False, bands=True),
         "y": value_channel(count),
