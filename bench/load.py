@@ -39,7 +39,6 @@ import functools
 import random
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -51,7 +50,7 @@ from typing import Any
 import httpx
 from common import MIB, cached_csv, machine, print_machine, print_table, proc_status_mib, write_json
 from make_csv import CARRIERS
-from serve import Server, client, running_server, upload_and_sync
+from serve import Server, client, served_dataset
 
 MIX = {  # weights: mostly cheap reads, as a dashboard sends, with a scan now and then
     "json page": 25,
@@ -378,13 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     context = machine()
-    csv_path = cached_csv(args.rows, args.seed)
-    with tempfile.TemporaryDirectory(prefix="rillet-bench-") as tmp:
-        data_dir = Path(tmp) / "data"
-        with running_server(data_dir) as server:
-            print(f"  uploading {csv_path.name} and syncing ...", file=sys.stderr, flush=True)
-            meta = upload_and_sync(server, csv_path)
-            result = run(server, meta, args)
+    with served_dataset(args.rows, args.seed) as (server, meta, _):
+        result = run(server, meta, args)
     fig = figures(result, args)
     print_machine(context)
     print_run(fig, meta)

@@ -45,7 +45,6 @@ import gc
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,7 +56,6 @@ import httpx
 from common import (
     MIB,
     REPO,
-    cached_csv,
     machine,
     print_machine,
     print_table,
@@ -65,7 +63,7 @@ from common import (
     ratio,
     write_json,
 )
-from serve import client, running_server, upload_and_sync
+from serve import client, served_dataset
 
 AGG = "count,sum:price,mean:delay"
 PAGE = 100
@@ -633,24 +631,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     context = machine()
-    csv_path = cached_csv(args.rows, args.seed)
     groupby_max = groupby_max_default()
-    with tempfile.TemporaryDirectory(prefix="rillet-bench-") as tmp:
-        data_dir = Path(tmp) / "data"
-        with running_server(data_dir) as server:
-            print(f"  uploading {csv_path.name} and syncing ...", file=sys.stderr, flush=True)
-            meta = upload_and_sync(server, csv_path)
-            dataset_id, rows = meta["id"], meta["rows"]
-            carrier, carrier_rows = rarest_carrier(server, dataset_id)
-            print("  engine, in a child process ...", file=sys.stderr, flush=True)
-            engine = run_child(data_dir, dataset_id, carrier, groupby_max, args.repeat)
-            print("  engine memory, one fresh child a workload ...", file=sys.stderr, flush=True)
-            peaks = memory_pass(data_dir, dataset_id, carrier, groupby_max, list(engine["runs"]))
-            print("  the same over HTTP ...", file=sys.stderr, flush=True)
-            before = settled(server.pid)
-            resettable = reset_peak(server.pid)
-            http, server_peak = measure_http(server, dataset_id, carrier, rows, args.repeat)
-            after = settled(server.pid)
+    with served_dataset(args.rows, args.seed) as (server, meta, data_dir):
+        dataset_id, rows = meta["id"], meta["rows"]
+        carrier, carrier_rows = rarest_carrier(server, dataset_id)
+        print("  engine, in a child process ...", file=sys.stderr, flush=True)
+        engine = run_child(data_dir, dataset_id, carrier, groupby_max, args.repeat)
+        print("  engine memory, one fresh child a workload ...", file=sys.stderr, flush=True)
+        peaks = memory_pass(data_dir, dataset_id, carrier, groupby_max, list(engine["runs"]))
+        print("  the same over HTTP ...", file=sys.stderr, flush=True)
+        before = settled(server.pid)
+        resettable = reset_peak(server.pid)
+        http, server_peak = measure_http(server, dataset_id, carrier, rows, args.repeat)
+        after = settled(server.pid)
     plan = workloads(carrier, rows)
     server_memory = {
         "before": before,

@@ -94,6 +94,18 @@ def free_port() -> int:
 
 
 @contextmanager
+def served_dataset(rows: int, seed: int) -> Iterator[tuple[Server, dict[str, Any], Path]]:
+    """The generated CSV uploaded to and synced by a real server in a temporary data directory:
+    the server, the dataset's metadata, the data directory."""
+    csv_path = cached_csv(rows, seed)
+    with tempfile.TemporaryDirectory(prefix="rillet-bench-") as tmp:
+        data_dir = Path(tmp) / "data"
+        with running_server(data_dir) as server:
+            print(f"  uploading {csv_path.name} and syncing ...", file=sys.stderr, flush=True)
+            yield server, upload_and_sync(server, csv_path), data_dir
+
+
+@contextmanager
 def running_server(data_dir: Path) -> Iterator[Server]:
     """``python server.py`` on a free port of 127.0.0.1, stopped (SIGTERM) on the way out."""
     port = free_port()
@@ -436,16 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     context = machine()
-    csv_path = cached_csv(args.rows, args.seed)
-    with tempfile.TemporaryDirectory(prefix="rillet-bench-") as tmp:
-        data_dir = Path(tmp) / "data"
-        with running_server(data_dir) as server:
-            print(f"  uploading {csv_path.name} and syncing ...", file=sys.stderr, flush=True)
-            meta = upload_and_sync(server, csv_path)
-            urls = endpoints(meta["id"], meta["rows"])
-            lat = measure_latency(server, urls, args.requests)
-            memory = measure_memory(server, meta["id"], meta["rows"], args.mixed)
-            loaded = httpx_loaded(server)
+    with served_dataset(args.rows, args.seed) as (server, meta, _):
+        urls = endpoints(meta["id"], meta["rows"])
+        lat = measure_latency(server, urls, args.requests)
+        memory = measure_memory(server, meta["id"], meta["rows"], args.mixed)
+        loaded = httpx_loaded(server)
     print_machine(context)
     print_dataset(meta)
     print_latency(lat)

@@ -707,59 +707,18 @@ def test_groupby_keeps_the_first_groups_seen_in_file_order(tmp_path: Path) -> No
 
 # --- Hypothesis: random filter sets against a plain-Python reference ------------------------
 
+_EQUALITY = ("", "exact", "not", "in", "notin", "isnull", "notnull")
+_ORDER = ("gt", "gte", "lt", "lte")
+_TEXT = ("contains", "icontains", "startswith", "endswith")
 OPS_BY_KIND = {
-    "integer": ("", "exact", "not", "gt", "gte", "lt", "lte", "in", "notin", "isnull", "notnull"),
-    "number": ("", "exact", "not", "gt", "gte", "lt", "lte", "in", "notin", "isnull", "notnull"),
-    "boolean": ("", "exact", "not", "in", "notin", "isnull", "notnull"),
-    "date": (
-        "",
-        "exact",
-        "not",
-        "gt",
-        "gte",
-        "lt",
-        "lte",
-        "in",
-        "notin",
-        "isnull",
-        "notnull",
-        "contains",
-        "icontains",
-        "startswith",
-        "endswith",
-    ),
-    "datetime": (
-        "",
-        "exact",
-        "not",
-        "gt",
-        "gte",
-        "lt",
-        "lte",
-        "in",
-        "notin",
-        "isnull",
-        "notnull",
-        "contains",
-        "icontains",
-        "startswith",
-        "endswith",
-    ),
-    "string": (
-        "",
-        "exact",
-        "not",
-        "in",
-        "notin",
-        "isnull",
-        "notnull",
-        "contains",
-        "icontains",
-        "startswith",
-        "endswith",
-    ),
+    "integer": _EQUALITY + _ORDER,
+    "number": _EQUALITY + _ORDER,
+    "boolean": _EQUALITY,
+    "date": _EQUALITY + _ORDER + _TEXT,
+    "datetime": _EQUALITY + _ORDER + _TEXT,
+    "string": _EQUALITY + _TEXT,
 }
-TEXT_OPS = frozenset(["contains", "icontains", "startswith", "endswith"])
+TEXT_OPS = frozenset(_TEXT)
 
 
 @functools.cache
