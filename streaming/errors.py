@@ -13,7 +13,10 @@ error shape in exactly one place::
      ├── RateLimited            429 rate_limited (with Retry-After)
      ├── PayloadTooLarge        413 too_large
      ├── UnsupportedMediaType   415 not_csv
-     └── InvalidCSV             422 invalid_csv (carries the line number when known)
+     ├── InvalidCSV             422 invalid_csv (carries the line number when known)
+     ├── LLMFailed              502 llm_failed (the LLM answered an error, or nonsense)
+     ├── LLMUnavailable         503 llm_unavailable (no GROQ_API_KEY)
+     └── LLMTimeout             504 llm_timeout
 """
 
 from __future__ import annotations
@@ -101,3 +104,20 @@ class InvalidCSV(RilletError):
         self.line = line
         if line is not None:
             self.extra["line"] = line
+
+
+class LLMFailed(RilletError):
+    """The LLM (Groq) failed after its retries, or answered something unusable."""
+
+    status = 502
+    code = "llm_failed"
+
+
+class LLMUnavailable(RilletError):
+    status = 503
+    code = "llm_unavailable"
+
+
+class LLMTimeout(RilletError):
+    status = 504
+    code = "llm_timeout"

@@ -47,6 +47,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"expected a number above 0, got {text!r}")
+    return value
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", "127.0.0.1", "Address the server listens on."),
     Setting("PORT", "5000", "Port the server listens on.", _positive_int),
@@ -117,6 +124,18 @@ SETTINGS: tuple[Setting, ...] = (
         "GROQ_BASE_URL", "https://api.groq.com/openai/v1", "Groq's OpenAI-compatible base URL."
     ),
     Setting("GROQ_MODEL", "openai/gpt-oss-20b", "Groq model for insights and chat."),
+    Setting(
+        "GROQ_TIMEOUT",
+        "30",
+        "Seconds to wait for Groq to answer (5 to connect); past it, a retry or a 504.",
+        _positive_float,
+    ),
+    Setting(
+        "GROQ_RETRIES",
+        "2",
+        "Retries of a Groq call after a 408, 409, 429, 5xx, timeout or lost connection.",
+        _non_negative_int,
+    ),
 )
 
 
