@@ -43,7 +43,6 @@ charts chosen may need a scan of the rows, so the whole answer costs at most tha
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -52,7 +51,7 @@ from typing import Any
 
 import orjson
 
-from charts import data
+from charts import association, data, words
 from charts.spec import chart
 from streaming import filter as filters
 from streaming.read import Dataset
@@ -187,16 +186,17 @@ def _informative(p: Profile) -> float:
 
 def _histogram(m: Profile) -> Candidate:
     q = m.stats.get("quantiles") or {}
-    reason = f"How {_words(m.name)} is distributed"
+    reason = f"How {words.words(m.name)} is distributed"
     score = 0.70 * m.completeness
     low, mid, high = q.get("p05"), q.get("p50"), q.get("p95")
     if low is not None and mid is not None and high is not None and high > low:
         skew = ((high - mid) - (mid - low)) / (high - low)
         if abs(skew) > 0.3:
             score += 0.10
-            reason += f": skewed {'right' if skew > 0 else 'left'}, median {_num(mid)}"
+            reason += f": skewed {'right' if skew > 0 else 'left'}, median {words.number(mid)}"
         else:
-            reason += f": median {_num(mid)}, 90% between {_num(low)} and {_num(high)}"
+            spread = f"90% between {words.number(low)} and {words.number(high)}"
+            reason += f": median {words.number(mid)}, {spread}"
     return Candidate("histogram", score, reason, (m.name,), "histogram", x=m.name, scans=False)
 
 
@@ -205,12 +205,12 @@ def _bar(c: Profile) -> Candidate:
     cardinality = 0.85 if d == 2 else 1.0 if d <= 12 else 0.9 if d <= 20 else 0.75
     top = c.stats.get("top") or []
     score = 0.68 * cardinality * c.completeness
-    reason = f"Rows for each of the {d:,} values of {_words(c.name)}"
+    reason = f"Rows for each of the {d:,} values of {words.words(c.name)}"
     if top and c.count:
         share = top[0]["count"] / c.count
         if share > 0.9:
             score *= 0.6
-        reason += f"; the most frequent, {_value(top[0]['value'])}, holds {share:.0%}"
+        reason += f"; the most frequent, {words.value(top[0]['value'])}, holds {share:.0%}"
     listed = sum(t["count"] for t in top) == c.count and bool(c.stats.get("distinct_exact"))
     return Candidate("bar", score, reason, (c.name,), "bar", x=c.name, scans=not listed)
 
@@ -225,13 +225,14 @@ def _lines(t: Profile, measures: Sequence[Profile], rows: list[list[Any]]) -> li
         for r in rows
     ]
     moving = sorted(
-        measures, key=lambda m: -(_eta(bucketed, 0, m.position + 1) or 0) * m.completeness
+        measures,
+        key=lambda m: -(association.eta(bucketed, 0, m.position + 1) or 0) * m.completeness,
     )
     out = [
         Candidate(
             "line",
             0.72 * t.completeness,
-            f"Rows over {_words(t.name)}, {span}",
+            f"Rows over {words.words(t.name)}, {span}",
             (t.name,),
             "line",
             x=t.name,
@@ -242,7 +243,7 @@ def _lines(t: Profile, measures: Sequence[Profile], rows: list[list[Any]]) -> li
             Candidate(
                 "line",
                 0.80 * t.completeness * m.completeness,
-                f"How mean {_words(m.name)} changes over {_words(t.name)}, {span}",
+                f"How mean {words.words(m.name)} changes over {words.words(t.name)}, {span}",
                 (t.name, m.name),
                 "line",
                 x=t.name,
@@ -256,12 +257,12 @@ def _lines(t: Profile, measures: Sequence[Profile], rows: list[list[Any]]) -> li
 def _scatters(measures: Sequence[Profile], rows: list[list[Any]]) -> list[Candidate]:
     found = []
     for a, b in combinations(measures, 2):
-        r = _pearson(rows, a.position, b.position)
+        r = association.pearson(rows, a.position, b.position)
         if r is None:
             continue
         strength = "strongly" if abs(r) >= 0.7 else "moderately" if abs(r) >= 0.3 else "weakly"
         reason = (
-            f"{_title(a.name)} and {_words(b.name)} are {strength} correlated "
+            f"{words.title(a.name)} and {words.words(b.name)} are {strength} correlated "
             f"(r = {r:.2f} in a sample of {len(rows):,} rows)"
         )
         score = 0.45 + 0.45 * abs(r)
@@ -278,11 +279,11 @@ def _heatmaps(categories: Sequence[Profile], rows: list[list[Any]]) -> list[Cand
     small = [c for c in categories if c.distinct <= HEATMAP_MAX]
     found = []
     for a, b in combinations(small, 2):
-        v = _cramers_v(rows, a.position, b.position)
+        v = association.cramers_v(rows, a.position, b.position)
         if v is None:
             continue
         reason = (
-            f"How often each {_words(a.name)} meets each {_words(b.name)} "
+            f"How often each {words.words(a.name)} meets each {words.words(b.name)} "
             f"(association V = {v:.2f} in the sample)"
         )
         found.append(
@@ -300,11 +301,11 @@ def _measure_bars(
         if c.distinct > CATEGORY_MAX:
             continue
         for m in measures[:4]:
-            eta = _eta(rows, c.position, m.position)
+            eta = association.eta(rows, c.position, m.position)
             if eta is None or eta < 0.2:
                 continue
             reason = (
-                f"Mean {_words(m.name)} differs across {_words(c.name)} "
+                f"Mean {words.words(m.name)} differs across {words.words(c.name)} "
                 f"(correlation ratio {eta:.2f} in the sample)"
             )
             found.append(
@@ -346,93 +347,3 @@ def _ranked(candidates: list[Candidate], limit: int) -> list[Candidate]:
         for n in best.columns:
             uses[n] = uses.get(n, 0) + 1
     return chosen
-
-
-# --- Measures of association in the sample ---------------------------------------------------
-
-
-def _pairs(rows: list[list[Any]], a: int, b: int) -> list[tuple[Any, Any]]:
-    return [(r[a], r[b]) for r in rows if r[a] is not None and r[b] is not None]
-
-
-def _pearson(rows: list[list[Any]], a: int, b: int) -> float | None:
-    pairs = _pairs(rows, a, b)
-    if len(pairs) < 10:
-        return None
-    xs, ys = zip(*pairs)
-    mx, my = math.fsum(xs) / len(xs), math.fsum(ys) / len(ys)
-    sxy = math.fsum((x - mx) * (y - my) for x, y in pairs)
-    sxx = math.fsum((x - mx) ** 2 for x in xs)
-    syy = math.fsum((y - my) ** 2 for y in ys)
-    if sxx <= 0 or syy <= 0:
-        return None
-    return max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
-
-
-def _cramers_v(rows: list[list[Any]], a: int, b: int) -> float | None:
-    pairs = _pairs(rows, a, b)
-    if len(pairs) < 10:
-        return None
-    table: dict[tuple[Any, Any], int] = {}
-    left: dict[Any, int] = {}
-    right: dict[Any, int] = {}
-    for x, y in pairs:
-        table[x, y] = table.get((x, y), 0) + 1
-        left[x] = left.get(x, 0) + 1
-        right[y] = right.get(y, 0) + 1
-    k = min(len(left), len(right))
-    if k < 2:
-        return None
-    n = len(pairs)
-    chi2 = 0.0
-    for x, nx in left.items():
-        for y, ny in right.items():
-            expected = nx * ny / n
-            chi2 += (table.get((x, y), 0) - expected) ** 2 / expected
-    return min(1.0, math.sqrt(chi2 / (n * (k - 1))))
-
-
-def _eta(rows: list[list[Any]], category: int, measure: int) -> float | None:
-    """The correlation ratio: how much of a measure's spread its category explains."""
-    pairs = _pairs(rows, category, measure)
-    if len(pairs) < 10:
-        return None
-    groups: dict[Any, list[float]] = {}
-    for c, v in pairs:
-        groups.setdefault(c, []).append(v)
-    if len(groups) < 2:
-        return None
-    values = [v for _, v in pairs]
-    mean = math.fsum(values) / len(values)
-    total = math.fsum((v - mean) ** 2 for v in values)
-    if total <= 0:
-        return None
-    between = math.fsum(len(g) * (math.fsum(g) / len(g) - mean) ** 2 for g in groups.values())
-    return math.sqrt(between / total)
-
-
-# --- Words -----------------------------------------------------------------------------------
-
-
-def _words(name: str) -> str:
-    return name.replace("_", " ").strip()[:80] or name
-
-
-def _title(name: str) -> str:
-    words = _words(name)
-    return words[:1].upper() + words[1:]
-
-
-def _num(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return _num(value)
-    text = str(value)
-    return repr(text if len(text) <= 40 else text[:39] + "…")
