@@ -503,6 +503,10 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         threads=settings.threads,
         ident="rillet",
+        # Both limits are checked by waitress before the app sees the request, so they answer
+        # in waitress's plain text (431, 413), not in the JSON error shape. The header limit
+        # covers the request line too: a long URL counts against it.
+        max_request_header_size=settings.max_header_kb * 1024,
         max_request_body_size=settings.max_upload_mb * 2**20 + 16 * 2**20,
         clear_untrusted_proxy_headers=True,
         expose_tracebacks=False,

@@ -19,8 +19,9 @@ Rules for awkward input (README lists them for users):
   becomes ``column_N`` (N its 1-based position); a repeated name gets ``_2``, ``_3``… .
 - Blank lines are skipped. A short row is padded with nulls. Extra fields that are empty
   (trailing delimiters) are dropped; an extra non-empty field fails the sync, naming the line.
-- Bytes that are not valid in the encoding fail the sync, naming the line; a field longer than
-  the field limit too.
+- Bytes that are not valid in the encoding fail the sync, naming the line. So does a record the
+  csv module cannot read (a quote left open, text after a closing quote, a field longer than
+  the field limit), naming the line the record starts on.
 - A column's type comes from the first batch; a later value that does not fit widens it. Only a
   column that held nulls alone widens in place; any other widening restarts the conversion with
   the wider type, so every value of a column always has the column's type.
@@ -180,8 +181,14 @@ class _Run:
                     code="bad_encoding",
                 ) from None
             except csv.Error as exc:
-                line = reader.line_num
-                raise InvalidCSV(f"line {line}: {exc}", line=line) from None
+                # The reader stops where the record broke; the line worth naming is where the
+                # record began (as for a ragged row): an unclosed quote swallows the lines
+                # after it until the end of the file or the field limit.
+                end = reader.line_num
+                line = _line_of_bad_record(self.source, python_codec, delimiter, end)
+                hint = f"; the record runs on to line {end} (a stray or unclosed quote?)"
+                message = f"line {line}: {exc}" + (hint if end > line else "")
+                raise InvalidCSV(message, line=line) from None
         return Conversion(
             rows=self.rows,
             columns=columns,
@@ -357,6 +364,21 @@ def _line_of_record(source: Path, codec: str, delimiter: str, record: int) -> in
                 return end_of_previous + 1
             end_of_previous = reader.line_num
     return end_of_previous + 1
+
+
+def _line_of_bad_record(source: Path, codec: str, delimiter: str, fallback: int) -> int:
+    """The 1-based line where the record the csv module cannot read starts."""
+    with open(source, encoding=codec, newline="") as text:
+        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        end_of_previous = 0
+        try:
+            for _ in reader:
+                end_of_previous = reader.line_num
+        except csv.Error:
+            return end_of_previous + 1
+        except UnicodeDecodeError:
+            pass
+    return fallback
 
 
 def _compact(line: bytes) -> bytes:

@@ -67,6 +67,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MAX_UPLOAD_MB", "1024", "Largest upload accepted, in MiB; larger gets 413.", _positive_int
     ),
+    Setting(
+        "MAX_HEADER_KB",
+        "32",
+        "Largest request line plus headers, in KiB; larger gets waitress's plain-text 431.",
+        _positive_int,
+    ),
     Setting("PAGE_MAX", "10000", "Largest `limit` a page may ask for.", _positive_int),
     Setting(
         "SORT_MAX",
