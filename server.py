@@ -27,12 +27,22 @@ import bottle
 import orjson
 
 import charts
-from charts import render
+from charts import chat, render
+from charts.insights import AnswerCache, insights
+from charts.llm import client_for
 from streaming import aggregate, pages, params, scan
 from streaming.auth import KeyRing, RateLimiter
 from streaming.convert import resolve_encoding
 from streaming.encode import MEDIA_TYPES, Projection, csv_header, csv_rows, ndjson, stream
-from streaming.errors import BadRequest, MethodNotAllowed, NotFound, NotReady, RilletError
+from streaming.errors import (
+    BadRequest,
+    LLMUnavailable,
+    MethodNotAllowed,
+    NotFound,
+    NotReady,
+    PayloadTooLarge,
+    RilletError,
+)
 from streaming.filter import parse as parse_filters
 from streaming.jobs import PUBLIC_FIELDS, Jobs
 from streaming.memory import limit_malloc_arenas, release_memory, rss_bytes
@@ -45,6 +55,7 @@ from streaming.wsgi import AccessLog, Cors
 
 VERSION = "0.1.0"
 JSON = "application/json; charset=utf-8"
+CHAT_BODY_MAX = 256 * 1024  # a question and its bounded history fit many times over
 log = logging.getLogger("rillet")
 
 
@@ -57,6 +68,7 @@ class Rillet:
         self.jobs = Jobs(self.store)
         self.keys = KeyRing(settings.data_dir / "keys.json", settings.api_keys)
         self.limiter = RateLimiter(settings.rate_limit)
+        self.insights_cache = AnswerCache(settings.data_dir / "cache" / "insights")
         self.wake = wake
         self.started = time.monotonic()
         self.open_streams = 0  # responses streaming right now (exports)
@@ -295,20 +307,12 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
     def groupby(dataset_id: str) -> Any:
         query = _query()
         with open_dataset(store, jobs, dataset_id) as dataset:
-            columns = dataset.meta["columns"]
-            by, aggregates = aggregate.parse(query.get("by"), query.get("agg"), columns)
-            limit = params.integer(query, "limit", settings.groupby_max, 1, settings.groupby_max)
-            selection = parse_filters(query, columns)
+            asked = aggregate.request(query, dataset.meta["columns"], settings.groupby_max)
             if not_modified := _not_modified(dataset_id):
                 return not_modified
-            groups, truncated = aggregate.group_by(
-                dataset, selection, by, aggregates, settings.groupby_max
-            )
-            groups = aggregate.order(groups, query.get("sort"), limit)
+            found = aggregate.answer(dataset, asked, settings.groupby_max)
             release_memory()
-            return raw_json(
-                orjson.dumps({"dataset": dataset_id, "groups": groups, "truncated": truncated})
-            )
+            return raw_json(orjson.dumps({"dataset": dataset_id, **found}))
 
     @app.get("/datasets/<dataset_id>/chart", scope="read")
     def chart(dataset_id: str) -> Any:
@@ -350,9 +354,56 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
             release_memory()
         return raw_json(orjson.dumps({"dataset": dataset_id, "charts": found}))
 
+    @app.get("/datasets/<dataset_id>/insights", scope="read")
+    def dataset_insights(dataset_id: str) -> Any:
+        params.only(_query(), ())
+        with open_dataset(store, jobs, dataset_id) as dataset:
+            found = insights(dataset, settings, rillet.insights_cache)
+        return raw_json(orjson.dumps(found))
+
+    @app.get("/datasets/<dataset_id>/columns/<column:path>/insights", scope="read")
+    def column_insights(dataset_id: str, column: str) -> Any:
+        params.only(_query(), ())
+        with open_dataset(store, jobs, dataset_id) as dataset:
+            found = insights(dataset, settings, rillet.insights_cache, column)
+        return raw_json(orjson.dumps(found))
+
+    @app.post("/datasets/<dataset_id>/chat", scope="read")
+    def chat_route(dataset_id: str) -> Any:
+        params.only(_query(), ())
+        dataset = open_dataset(store, jobs, dataset_id)
+        try:
+            asked = chat.question(_body(CHAT_BODY_MAX))
+            client = client_for(settings)
+            if client is None:
+                raise LLMUnavailable(
+                    "chat needs an LLM: set GROQ_API_KEY (insights work without one)"
+                )
+            if "text/event-stream" not in bottle.request.headers.get("Accept", ""):
+                with dataset:
+                    return raw_json(orjson.dumps(chat.answer(client, dataset, asked, settings)))
+            events = chat.stream(client, dataset, asked, settings)
+        except BaseException:
+            dataset.close()
+            raise
+        bottle.response.content_type = "text/event-stream; charset=utf-8"
+        bottle.response.set_header("Cache-Control", "no-cache")
+        return _Stream(events, dataset, rillet)
+
     for code in (404, 405):
         app.error(code)(_bottle_error)
     return app
+
+
+def _body(limit: int) -> bytes:
+    """The request body, up to ``limit`` bytes; 413 past it."""
+    length = bottle.request.content_length
+    if length > limit:
+        raise PayloadTooLarge(f"the body is over {limit // 1024} KiB", code="too_large")
+    body: bytes = bottle.request.body.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the body is over {limit // 1024} KiB", code="too_large")
+    return body
 
 
 def _bottle_error(error: bottle.HTTPError) -> bytes:

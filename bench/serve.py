@@ -106,8 +106,9 @@ def served_dataset(rows: int, seed: int) -> Iterator[tuple[Server, dict[str, Any
 
 
 @contextmanager
-def running_server(data_dir: Path) -> Iterator[Server]:
-    """``python server.py`` on a free port of 127.0.0.1, stopped (SIGTERM) on the way out."""
+def running_server(data_dir: Path, **extra: str) -> Iterator[Server]:
+    """``python server.py`` on a free port of 127.0.0.1, stopped (SIGTERM) on the way out;
+    ``extra`` adds settings to its environment."""
     port = free_port()
     env = {  # a clean environment: settings in the caller's shell do not change the figures
         "PATH": "/usr/bin:/bin",
@@ -118,6 +119,7 @@ def running_server(data_dir: Path) -> Iterator[Server]:
         "API_KEYS": f"{KEY}:write",
         "SYNC_WORKER": "on",
         "RATE_LIMIT": "0",  # the load here is the measurement, not abuse
+        **extra,
     }
     log = data_dir.parent / "server.log"
     with open(log, "wb") as out:

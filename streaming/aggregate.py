@@ -16,8 +16,10 @@ from itertools import compress, repeat
 from operator import eq, itemgetter
 from typing import Any
 
+from streaming import params
 from streaming.errors import BadRequest
 from streaming.filter import Query
+from streaming.filter import parse as parse_filters
 from streaming.read import Dataset
 from streaming.scan import blocks
 
@@ -34,6 +36,31 @@ class Aggregate:
     @property
     def name(self) -> str:
         return "count" if self.function == "count" else f"{self.function}_{self.column}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """A checked group-by request: what to group by and compute, over which rows, in what order."""
+
+    by: list[int]
+    aggregates: list[Aggregate]
+    selection: Query
+    sort: str | None
+    limit: int
+
+
+def request(query: Any, columns: Sequence[dict[str, Any]], max_groups: int) -> Request:
+    """Check the parameters of a group-by (``by agg sort limit`` and filters); BadRequest names
+    any mistake, before a row is read."""
+    by, aggregates = parse(query.get("by"), query.get("agg"), columns)
+    limit = params.integer(query, "limit", max_groups, 1, max_groups)
+    return Request(by, aggregates, parse_filters(query, columns), query.get("sort"), limit)
+
+
+def answer(dataset: Dataset, asked: Request, max_groups: int) -> dict[str, Any]:
+    """``{"groups", "truncated"}``: the groups of a checked request, sorted and cut."""
+    groups, truncated = group_by(dataset, asked.selection, asked.by, asked.aggregates, max_groups)
+    return {"groups": order(groups, asked.sort, asked.limit), "truncated": truncated}
 
 
 @dataclass

@@ -28,6 +28,9 @@ def _errors(*codes: int) -> dict[str, Any]:
         415: "Not a CSV",
         422: "CSV cannot be converted",
         429: "Rate limited (see Retry-After)",
+        502: "The LLM failed after its retries, or answered nonsense",
+        503: "No LLM configured (GROQ_API_KEY)",
+        504: "The LLM timed out",
     }
     return {str(c): _json(_ref("Error"), words[c]) for c in codes}
 
@@ -348,6 +351,55 @@ def openapi_document(version: str) -> dict[str, Any]:
                     ],
                 ),
             },
+            "/datasets/{dataset_id}/insights": {
+                "parameters": [_DATASET_ID],
+                "get": _op(
+                    "Findings in plain words, by the LLM or from the statistics",
+                    {
+                        "200": _json(_ref("Insights"), "Insights"),
+                        **_errors(400, 404, 409, 502, 504),
+                    },
+                ),
+            },
+            "/datasets/{dataset_id}/columns/{column}/insights": {
+                "parameters": [
+                    _DATASET_ID,
+                    {
+                        "name": "column",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "get": _op(
+                    "Findings about one column",
+                    {
+                        "200": _json(_ref("Insights"), "Insights"),
+                        **_errors(400, 404, 409, 502, 504),
+                    },
+                ),
+            },
+            "/datasets/{dataset_id}/chat": {
+                "parameters": [_DATASET_ID],
+                "post": _op(
+                    "Ask about the dataset; numbers come from queries the server runs",
+                    {
+                        "200": {
+                            "description": "The reply (JSON), or server-sent events when "
+                            "Accept is text/event-stream: delta events, then done (or error)",
+                            "content": {
+                                "application/json": {"schema": _ref("ChatReply")},
+                                "text/event-stream": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_errors(400, 404, 409, 413, 502, 503, 504),
+                    },
+                    requestBody={
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("ChatRequest")}},
+                    },
+                ),
+            },
             "/jobs/{job_id}": {
                 "parameters": [
                     {
@@ -466,6 +518,57 @@ _SCHEMAS: dict[str, Any] = {
             "dataset": {"type": "string"},
             "groups": {"type": "array", "items": {"type": "object"}},
             "truncated": {"type": "boolean"},
+        },
+    },
+    "Insights": {
+        "type": "object",
+        "required": ["dataset", "insights", "model", "source", "cached"],
+        "properties": {
+            "dataset": {"type": "string"},
+            "column": {"type": "string"},
+            "insights": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["title", "detail", "columns"],
+                    "properties": {
+                        "title": {"type": "string"},
+                        "detail": {"type": "string"},
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+            "model": {"type": ["string", "null"]},
+            "source": {"type": "string", "enum": ["llm", "statistics"]},
+            "cached": {"type": "boolean"},
+        },
+    },
+    "ChatRequest": {
+        "type": "object",
+        "required": ["message"],
+        "properties": {
+            "message": {"type": "string", "minLength": 1, "maxLength": 4000},
+            "history": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["role", "content"],
+                    "properties": {
+                        "role": {"type": "string", "enum": ["user", "assistant"]},
+                        "content": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "ChatReply": {
+        "type": "object",
+        "required": ["reply", "model", "query", "result"],
+        "properties": {
+            "reply": {"type": "string"},
+            "model": {"type": "string"},
+            "query": {"type": ["object", "null"]},
+            "result": {"type": ["object", "null"]},
         },
     },
     "Job": {

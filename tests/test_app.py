@@ -457,9 +457,11 @@ def test_upload_round_trip_returns_the_typed_table(
 
 
 def test_serving_never_imports_httpx(tmp_path: Path) -> None:
-    """httpx is for the LLM routes only: upload, sync, probe, pages and stats leave it unloaded."""
+    """httpx is for the LLM: upload, sync, probe, pages, stats and the insights computed from
+    statistics (no GROQ_API_KEY) leave it unloaded."""
     driver = f"""
 import io, sys
+import orjson
 from wsgiref.util import setup_testing_defaults
 import server, sync_worker
 from streaming.settings import Settings
@@ -478,12 +480,15 @@ def call(path, method="GET", body=b"", query=""):
 
 status, out = call("/datasets", "POST", b"a,b\\n1,x\\n2,y\\n", "name=t")
 assert status.startswith("202"), out
+dataset = orjson.loads(out)["dataset"]["id"]
 claim = rillet.jobs.claim()
 rillet.jobs.start(claim)
 sync_worker.sync_job(settings, claim.job_id)
 rillet.jobs.settle(claim)
 for path, query in [("/health", ""), ("/datasets", ""), ("/fetch-data", "limit=1"),
-                    ("/fetch-data", "metadata_only=true")]:
+                    ("/fetch-data", "metadata_only=true"), (f"/datasets/{{dataset}}/stats", ""),
+                    (f"/datasets/{{dataset}}/insights", ""),
+                    (f"/datasets/{{dataset}}/columns/a/insights", "")]:
     status, out = call(path, query=query)
     assert status.startswith("200"), (path, out)
 print("httpx" in sys.modules)

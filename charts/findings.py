@@ -1,0 +1,218 @@
+"""Findings from the statistics alone: each fact of a profile said in words, with its numbers.
+
+This is what ``GET /datasets/ID/insights`` answers without an LLM (``"source": "statistics"``),
+so the route is useful out of the box, and it costs no network call::
+
+    found = survey(dataset)
+    for finding in findings(found):
+        print(finding["title"], "—", finding["detail"])
+    # Price has far outliers — The largest price, 1,495, is past the far fence of 1,173 …
+
+A finding is ``{"title", "detail", "columns"}``, like the LLM's. The facts and their thresholds
+are described in ``charts.profile``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from charts.profile import Fact, Survey, facts_of
+from charts.recommend import Profile
+from charts.words import number, title, value, words
+
+FINDINGS_MAX = 10
+
+
+def findings(found: Survey, column: str | None = None) -> list[dict[str, Any]]:
+    """At most FINDINGS_MAX findings, best first; for one column, its summary comes first."""
+    out = [_said(f, found.rows) for f in facts_of(found, column)[:FINDINGS_MAX]]
+    if column is not None:
+        summary = next(c for c in found.columns if c.name == column)
+        return [_summary(summary, found.rows), *out][:FINDINGS_MAX]
+    return out or [_shape(found)]
+
+
+def _said(fact: Fact, rows: int) -> dict[str, Any]:
+    title_text, detail = SAYINGS[fact.kind](fact, rows)
+    return {"title": title_text, "detail": detail, "columns": list(fact.columns)}
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.1f}%" if share < 0.995 else f"{share * 100:.2f}%"
+
+
+def _missing(f: Fact, rows: int) -> tuple[str, str]:
+    (c,) = f.columns
+    n = f.numbers
+    return (
+        f"{title(c)} is missing in {_percent(n['null_share'])} of rows",
+        f"{number(n['nulls'])} of {number(rows)} rows have no {words(c)}; counts, sums and "
+        f"means of {words(c)} cover the other {number(rows - n['nulls'])}.",
+    )
+
+
+def _empty(f: Fact, rows: int) -> tuple[str, str]:
+    (c,) = f.columns
+    return (f"{title(c)} is always empty", f"All {number(rows)} rows have no {words(c)}.")
+
+
+def _constant(f: Fact, rows: int) -> tuple[str, str]:
+    (c,) = f.columns
+    return (
+        f"{title(c)} never changes",
+        f"Every non-empty {words(c)} is {value(f.numbers['value'])}: it tells rows apart nowhere.",
+    )
+
+
+def _identifier(f: Fact, rows: int) -> tuple[str, str]:
+    (c,) = f.columns
+    n = f.numbers
+    return (
+        f"{title(c)} identifies rows",
+        f"{words(c).capitalize()} has about {number(n['distinct'])} distinct values in "
+        f"{number(n['count'])} rows: a key to look rows up by, not a measure to add up.",
+    )
+
+
+def _dominant(f: Fact, rows: int) -> tuple[str, str]:
+    (c,) = f.columns
+    n = f.numbers
+    return (
+        f"{value(n['value'])} dominates {words(c)}",
+        f"{value(n['value'])} is {_percent(n['share'])} of the values of {words(c)} "
+        f"({number(n['count'])} rows); the other values share the rest.",
+    )
+
+
+def _skew(f: Fact, rows: int) -> tuple[str, str]:
+    (c,) = f.columns
+    n = f.numbers
+    side = "right" if n["skewness"] > 0 else "left"
+    if side == "right":
+        tail = f"the top 5% lie above {number(n['p95'])}, far past the median"
+    else:
+        tail = f"the bottom 5% lie below {number(n['p05'])}, far under the median"
+    return (
+        f"{title(c)} is skewed to the {side}",
+        f"The median {words(c)} is {number(n['median'])} and the mean {number(n['mean'])}; "
+        f"{tail}. The median is the typical value.",
+    )
+
+
+def _outliers(f: Fact, rows: int) -> tuple[str, str]:
+    (c,) = f.columns
+    n = f.numbers
+    parts = []
+    if n["max"] > n["high_fence"]:
+        parts.append(
+            f"the largest {words(c)}, {number(n['max'])}, is past the far fence of "
+            f"{number(n['high_fence'])}"
+        )
+    if n["min"] < n["low_fence"]:
+        parts.append(f"the smallest, {number(n['min'])}, is below {number(n['low_fence'])}")
+    share = n.get("sample_share_beyond")
+    found = f" About {_percent(share)} of a uniform sample lies beyond." if share else ""
+    return (
+        f"{title(c)} has far outliers",
+        f"By Tukey's rule (3 interquartile ranges past the quartiles) {' and '.join(parts)}."
+        f"{found} Check them before trusting a mean.",
+    )
+
+
+def _date_range(f: Fact, rows: int) -> tuple[str, str]:
+    (c,) = f.columns
+    n = f.numbers
+    return (
+        f"{title(c)} runs from {n['first']} to {n['last']}",
+        f"{number(n['days'])} days, with {number(n['distinct'])} distinct values of {words(c)}.",
+    )
+
+
+def _correlation(f: Fact, rows: int) -> tuple[str, str]:
+    a, b = f.columns
+    n = f.numbers
+    way = "rise together" if n["r"] > 0 else "move in opposite directions"
+    strength = "strongly" if abs(n["r"]) >= 0.7 else "clearly"
+    return (
+        f"{title(a)} and {words(b)} {way}",
+        f"Pearson's r is {n['r']:.2f} in a uniform sample of {number(n['sample'])} rows: "
+        f"they are {strength} related (which is not to say one causes the other).",
+    )
+
+
+def _association(f: Fact, rows: int) -> tuple[str, str]:
+    a, b = f.columns
+    n = f.numbers
+    return (
+        f"{title(a)} and {words(b)} go together",
+        f"Cramér's V is {n['cramers_v']:.2f} in a uniform sample of {number(n['sample'])} rows: "
+        f"knowing one says a lot about the other.",
+    )
+
+
+def _differs_by(f: Fact, rows: int) -> tuple[str, str]:
+    measure, category = f.columns
+    n = f.numbers
+    high, low = n["highest"], n["lowest"]
+    return (
+        f"{title(measure)} differs by {words(category)}",
+        f"In a uniform sample of {number(n['sample'])} rows the mean {words(measure)} is "
+        f"{number(high['mean'])} for {value(high['value'])} and {number(low['mean'])} for "
+        f"{value(low['value'])}; {words(category)} explains a share of its spread "
+        f"(correlation ratio {n['eta']:.2f}).",
+    )
+
+
+SAYINGS: dict[str, Callable[[Fact, int], tuple[str, str]]] = {
+    "missing": _missing,
+    "empty": _empty,
+    "constant": _constant,
+    "identifier": _identifier,
+    "dominant": _dominant,
+    "skew": _skew,
+    "outliers": _outliers,
+    "date_range": _date_range,
+    "correlation": _correlation,
+    "association": _association,
+    "differs_by": _differs_by,
+}
+
+
+def _summary(p: Profile, rows: int) -> dict[str, Any]:
+    """One column in a sentence: how many values, and their range or most common ones."""
+    s, c = p.stats, p.name
+    count = int(s.get("count") or 0)
+    head = f"{number(count)} of {number(rows)} rows have a {words(c)}"
+    if p.kind in ("integer", "number") and count:
+        q = s.get("quantiles") or {}
+        detail = (
+            f"{head}, from {number(s.get('min'))} to {number(s.get('max'))}: median "
+            f"{number(q.get('p50'))}, mean {number(s.get('mean'))}, 90% between "
+            f"{number(q.get('p05'))} and {number(q.get('p95'))}."
+        )
+    elif p.kind in ("date", "datetime") and count:
+        detail = f"{head}, from {s.get('min')} to {s.get('max')}."
+    elif count:
+        top = s.get("top") or []
+        common = ", ".join(f"{value(t['value'])} ({number(t['count'])})" for t in top[:3])
+        distinct = min(int(s.get("distinct") or 0), count)
+        detail = f"{head}, {number(distinct)} distinct; the most common: {common}."
+    else:
+        detail = f"No row has a {words(c)}."
+    kind = {"number": "decimal", "string": "text"}.get(p.kind, p.kind)
+    return {"title": f"{title(c)}: {kind}, {p.role}", "detail": detail, "columns": [c]}
+
+
+def _shape(found: Survey) -> dict[str, Any]:
+    """The finding when no fact stands out: what the table holds."""
+    roles: dict[str, int] = {}
+    for c in found.columns:
+        roles[c.role] = roles.get(c.role, 0) + 1
+    held = ", ".join(f"{n} {role}{'s' if n > 1 else ''}" for role, n in sorted(roles.items()))
+    return {
+        "title": f"{number(found.rows)} rows and {len(found.columns)} columns, nothing unusual",
+        "detail": f"The columns are {held}; no column is skewed, mostly missing or dominated "
+        "by one value, and no two measures are strongly related in the sample.",
+        "columns": [c.name for c in found.columns],
+    }

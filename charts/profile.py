@@ -1,0 +1,381 @@
+"""A dataset's profile: what the LLM reads instead of the rows, in at most BUDGET bytes.
+
+Example::
+
+    with open_dataset(store, jobs, "ds_3f9a2c41b7d0") as dataset:
+        body = profile(dataset)              # a dict whose JSON is at most 8 KiB
+        body = profile(dataset, "arr_delay")  # one column
+
+It reads ``meta.json``, ``stats.json`` and the sync's uniform sample of 1,000 rows, never the
+rows themselves, so it costs the same for ten rows or a billion. It holds:
+
+- per column: its type and role (measure, category, time, identifier, text, constant, empty),
+  null share, distinct count, then min, max, mean, stddev and quantiles (numbers), min and max
+  (dates), or top values (everything else), and a few short example values;
+- facts computed by the server (``facts``), best first, each with the numbers behind it;
+- a handful of sample rows (or, for one column, some of its distinct values).
+
+Texts are cut (40 characters, then less) and so are column names (64). When a wide table does
+not fit the budget, the profile sheds detail in steps — fewer sample rows, shorter texts, fewer
+top values and examples — and past the last step it leaves out the columns that do not fit,
+saying how many (``omitted_columns``).
+
+Facts, and when they are stated:
+
+- ``missing``: a column with 5% or more nulls; ``empty``: all null; ``constant``: one value;
+- ``identifier``: a column whose values are (nearly) all distinct, a row key;
+- ``dominant``: one value holds half or more of a category's values;
+- ``skew``: Kelly's skewness, (p95 + p05 − 2 × median) / (p95 − p05), of 0.3 or more in size;
+- ``outliers``: values past Tukey's far fences (Q1 − 3 IQR, Q3 + 3 IQR), with the share of the
+  sample beyond them;
+- ``date_range``: a date or datetime column's first and last day and its span;
+- from the sample: ``correlation`` (Pearson's r of two measures, |r| ≥ 0.5), ``association``
+  (two categories, Cramér's V ≥ 0.5) and ``differs_by`` (a measure's mean across a category's
+  values, correlation ratio η ≥ 0.3, with its highest and lowest group).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from itertools import combinations
+from typing import Any
+
+import orjson
+
+from charts import association, data
+from charts.recommend import Profile
+from charts.recommend import profile as column_profile
+from streaming import filter as filters
+from streaming.read import Dataset
+
+BUDGET = 8192  # bytes of the profile's JSON
+NAME_MAX = 64
+FACTS_MAX = 12
+SAMPLE_VALUES = 20  # distinct values of the one column of a column profile
+PAIR_COLUMNS = 8  # measures (and categories) compared pairwise in the sample
+
+
+@dataclass(frozen=True)
+class Detail:
+    """How much of each column a profile shows; BUDGET is met by stepping down this ladder."""
+
+    rows: int
+    top: int
+    examples: int
+    text: int
+
+
+LADDER = (
+    Detail(rows=5, top=5, examples=3, text=40),
+    Detail(rows=3, top=3, examples=2, text=24),
+    Detail(rows=1, top=3, examples=1, text=16),
+    Detail(rows=0, top=2, examples=0, text=12),
+    Detail(rows=0, top=1, examples=0, text=8),
+)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Something true of the data, with its numbers; ``weight`` ranks facts (0 to 1)."""
+
+    kind: str
+    columns: tuple[str, ...]
+    numbers: dict[str, Any] = field(default_factory=dict)
+    weight: float = 0.5
+
+    def to_json(self, text: int = 40) -> dict[str, Any]:
+        shown = {k: _short(v, text) for k, v in self.numbers.items()}
+        return {"fact": self.kind, "columns": [_name(c) for c in self.columns], **shown}
+
+
+@dataclass
+class Survey:
+    """What the profile is made from: the columns' profiles, the sample, and the facts."""
+
+    name: str
+    rows: int
+    columns: list[Profile]
+    sample: list[list[Any]]
+    facts: list[Fact]
+
+
+def survey(dataset: Dataset) -> Survey:
+    """Profile every column from the statistics and find the facts, reading no rows."""
+    stats: dict[str, Any] = orjson.loads(dataset.stats_bytes())
+    columns = [
+        column_profile(c["name"], i, c["type"], stats.get(c["name"]) or {})
+        for i, c in enumerate(dataset.meta["columns"])
+    ]
+    sample, _ = data.sample(dataset, filters.parse({}, dataset.meta["columns"]))
+    found = [f for c in columns for f in column_facts(c, dataset.rows, sample)]
+    found += pair_facts(columns, sample)
+    found.sort(key=lambda f: -f.weight)
+    return Survey(dataset.meta.get("name") or dataset.id, dataset.rows, columns, sample, found)
+
+
+def profile(dataset: Dataset, column: str | None = None) -> dict[str, Any]:
+    """The profile of a dataset (or of one of its columns), at most BUDGET bytes of JSON."""
+    return build(survey(dataset), column)
+
+
+def build(found: Survey, column: str | None = None) -> dict[str, Any]:
+    """Lay a survey out as the profile, stepping down the ladder until it fits the budget."""
+    body: dict[str, Any] = {}
+    for detail in LADDER:
+        body = _layout(found, column, detail)
+        if len(orjson.dumps(body)) <= BUDGET:
+            return body
+    return _fit_columns(body)
+
+
+def facts_of(found: Survey, column: str | None) -> list[Fact]:
+    """The facts about one column (all of them when ``column`` is None), best first."""
+    if column is None:
+        return found.facts
+    return [f for f in found.facts if column in f.columns]
+
+
+def _layout(found: Survey, column: str | None, detail: Detail) -> dict[str, Any]:
+    shown = [c for c in found.columns if column is None or c.name == column]
+    body: dict[str, Any] = {
+        "dataset": {"name": _short(found.name, 80), "rows": found.rows},
+        "columns": [_column(c, found.sample, detail) for c in shown],
+        "facts": [f.to_json(detail.text) for f in facts_of(found, column)[:FACTS_MAX]],
+    }
+    if column is None:
+        body["dataset"]["columns"] = len(found.columns)
+    if column is None and detail.rows:
+        body["sample_rows"] = {
+            "columns": [_name(c.name) for c in found.columns],
+            "rows": [[_short(v, detail.text) for v in row] for row in found.sample[: detail.rows]],
+        }
+    elif column is not None:
+        position = shown[0].position
+        body["sample_values"] = [
+            _short(v, detail.text) for v in _distinct(found.sample, position, SAMPLE_VALUES)
+        ]
+    return body
+
+
+def _fit_columns(body: dict[str, Any]) -> dict[str, Any]:
+    """Keep the columns that fit the budget, in the table's order, and say how many did not."""
+    columns = body.pop("columns")
+    body["columns"] = []
+    body["omitted_columns"] = len(columns)
+    room = BUDGET - len(orjson.dumps(body)) - 8  # the count may grow a digit or two
+    kept = []
+    for entry in columns:
+        size = len(orjson.dumps(entry)) + 1
+        if size > room:
+            break
+        kept.append(entry)
+        room -= size
+    body["columns"] = kept
+    body["omitted_columns"] = len(columns) - len(kept)
+    if body["omitted_columns"] == 0:
+        del body["omitted_columns"]
+    return body
+
+
+def _column(p: Profile, sample: list[list[Any]], detail: Detail) -> dict[str, Any]:
+    s = p.stats
+    count, nulls = int(s.get("count") or 0), int(s.get("nulls") or 0)
+    entry: dict[str, Any] = {
+        "name": _name(p.name),
+        "type": p.kind,
+        "role": p.role,
+        "null_share": _round(nulls / (count + nulls)) if count + nulls else 0,
+        "distinct": min(int(s.get("distinct") or 0), count),
+    }
+    if not s.get("distinct_exact", True):
+        entry["distinct_approximate"] = True
+    if p.kind in ("integer", "number"):
+        quantiles = s.get("quantiles") or {}
+        entry["min"], entry["max"] = s.get("min"), s.get("max")
+        entry["mean"], entry["stddev"] = _round(s.get("mean"), 6), _round(s.get("stddev"), 4)
+        for key in ("p05", "p50", "p95"):
+            entry[key] = quantiles.get(key)
+    elif p.kind in ("date", "datetime"):
+        entry["min"], entry["max"] = s.get("min"), s.get("max")
+    if p.kind not in ("integer", "number") or p.role == "category":
+        entry["top"] = [[_short(t["value"], detail.text), t["count"]] for t in _top(s, detail.top)]
+    if p.kind == "string" and detail.examples:
+        entry["examples"] = [
+            _short(v, detail.text) for v in _distinct(sample, p.position, detail.examples)
+        ]
+    return entry
+
+
+# --- Facts ------------------------------------------------------------------------------------
+
+
+def column_facts(p: Profile, rows: int, sample: list[list[Any]]) -> Iterable[Fact]:
+    """The facts about one column that its statistics (and the sample) show."""
+    s, name = p.stats, (p.name,)
+    count, nulls = int(s.get("count") or 0), int(s.get("nulls") or 0)
+    if p.role == "empty":
+        yield Fact("empty", name, {"rows": rows}, 0.45)
+        return
+    share = nulls / (count + nulls) if count + nulls else 0.0
+    if share >= 0.05:
+        yield Fact("missing", name, {"null_share": _round(share), "nulls": nulls}, 0.3 + share / 2)
+    if p.role == "constant":
+        top = _top(s, 1)
+        yield Fact("constant", name, {"value": top[0]["value"] if top else s.get("min")}, 0.35)
+    elif p.role == "identifier":
+        yield Fact("identifier", name, {"distinct": min(p.distinct, count), "count": count}, 0.2)
+    elif p.role == "category":
+        yield from _dominant(p, count)
+    elif p.role == "measure":
+        yield from _skew(p)
+        yield from _outliers(p, sample)
+    elif p.role == "time":
+        yield from _date_range(p)
+
+
+def _dominant(p: Profile, count: int) -> Iterable[Fact]:
+    top = _top(p.stats, 1)
+    if top and count:
+        share = top[0]["count"] / count
+        if share >= 0.5:
+            numbers = {"value": top[0]["value"], "share": _round(share), "count": top[0]["count"]}
+            yield Fact("dominant", (p.name,), numbers, 0.35 + 0.4 * share)
+
+
+def _skew(p: Profile) -> Iterable[Fact]:
+    s = p.stats
+    q = s.get("quantiles") or {}
+    low, median, high = q.get("p05"), q.get("p50"), q.get("p95")
+    if low is None or median is None or high is None or high <= low:
+        return
+    # Kelly's skewness reads quantiles only, so a handful of far outliers (which would swamp a
+    # moment-based measure through the stddev) cannot hide how the bulk of the values lean.
+    skew = (high + low - 2 * median) / (high - low)
+    if abs(skew) >= 0.3:
+        numbers = {"skewness": _round(skew), "mean": _round(s.get("mean"), 6), "median": median}
+        numbers["p05"], numbers["p95"] = low, high
+        yield Fact("skew", (p.name,), numbers, min(0.75, 0.3 + abs(skew) / 2))
+
+
+def _outliers(p: Profile, sample: list[list[Any]]) -> Iterable[Fact]:
+    s = p.stats
+    q = s.get("quantiles") or {}
+    q1, q3, low, high = q.get("p25"), q.get("p75"), s.get("min"), s.get("max")
+    if q1 is None or q3 is None or low is None or high is None or q3 <= q1:
+        return
+    iqr = q3 - q1
+    fences = (q1 - 3 * iqr, q3 + 3 * iqr)
+    if low >= fences[0] and high <= fences[1]:
+        return
+    values = [row[p.position] for row in sample if row[p.position] is not None]
+    beyond = sum(1 for v in values if not fences[0] <= v <= fences[1])
+    numbers = {
+        "min": low,
+        "max": high,
+        "low_fence": _round(fences[0], 6),
+        "high_fence": _round(fences[1], 6),
+        "sample_share_beyond": _round(beyond / len(values)) if values else None,
+    }
+    yield Fact("outliers", (p.name,), numbers, 0.6)
+
+
+def _date_range(p: Profile) -> Iterable[Fact]:
+    first, last = p.stats.get("min"), p.stats.get("max")
+    start, end = _day(first), _day(last)
+    if start is None or end is None:
+        return
+    numbers = {"first": first, "last": last, "days": (end - start).days + 1}
+    numbers["distinct"] = p.distinct
+    yield Fact("date_range", (p.name,), numbers, 0.4)
+
+
+def pair_facts(columns: Sequence[Profile], sample: list[list[Any]]) -> list[Fact]:
+    """Facts about pairs of columns, measured in the sample (at most PAIR_COLUMNS of each)."""
+    measures = [c for c in columns if c.role == "measure"][:PAIR_COLUMNS]
+    categories = [c for c in columns if c.role == "category"][:PAIR_COLUMNS]
+    out = []
+    n = len(sample)
+    for a, b in combinations(measures, 2):
+        r = association.pearson(sample, a.position, b.position)
+        if r is not None and abs(r) >= 0.5:
+            out.append(Fact("correlation", (a.name, b.name), {"r": _round(r), "sample": n}, abs(r)))
+    for a, b in combinations(categories, 2):
+        v = association.cramers_v(sample, a.position, b.position)
+        if v is not None and v >= 0.5:
+            numbers = {"cramers_v": _round(v), "sample": n}
+            out.append(Fact("association", (a.name, b.name), numbers, 0.7 * v))
+    for c in categories:
+        for m in measures:
+            eta = association.eta(sample, c.position, m.position)
+            if eta is not None and eta >= 0.3:
+                out.append(_differs_by(c, m, eta, sample))
+    return out
+
+
+def _differs_by(c: Profile, m: Profile, eta: float, sample: list[list[Any]]) -> Fact:
+    groups: dict[Any, list[float]] = {}
+    for row in sample:
+        if row[c.position] is not None and row[m.position] is not None:
+            groups.setdefault(row[c.position], []).append(row[m.position])
+    means = sorted((math.fsum(v) / len(v), k, len(v)) for k, v in groups.items())
+    (low, low_key, low_n), (high, high_key, high_n) = means[0], means[-1]
+    numbers = {
+        "eta": _round(eta),
+        "highest": {"value": high_key, "mean": _round(high, 6), "sample_rows": high_n},
+        "lowest": {"value": low_key, "mean": _round(low, 6), "sample_rows": low_n},
+        "sample": len(sample),
+    }
+    return Fact("differs_by", (m.name, c.name), numbers, 0.3 + 0.6 * eta)
+
+
+# --- Small helpers ----------------------------------------------------------------------------
+
+
+def _top(stats: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    top: list[dict[str, Any]] = (stats.get("top") or [])[:n]
+    return top
+
+
+def _distinct(sample: list[list[Any]], position: int, n: int) -> list[Any]:
+    seen: dict[Any, None] = {}
+    for row in sample:
+        value = row[position]
+        if value is not None and value not in seen:
+            seen[value] = None
+            if len(seen) == n:
+                break
+    return list(seen)
+
+
+def _day(text: Any) -> date | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text).date()
+    except ValueError:
+        return None
+
+
+def _name(name: str) -> str:
+    return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
+
+
+def _short(value: Any, limit: int) -> Any:
+    """A value for the profile: texts cut to ``limit`` characters, anything else as it is."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    if isinstance(value, dict):
+        return {k: _short(v, limit) for k, v in value.items()}
+    return value
+
+
+def _round(value: Any, digits: int = 4) -> Any:
+    """A computed float (a mean, a share, a coefficient) to ``digits`` significant digits;
+    other values as they are. Values found in the data (min, max, quantiles) are never rounded."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        places = digits - 1 - math.floor(math.log10(abs(value)))
+        return round(value, places) if places > 0 else float(round(value))
+    return value
