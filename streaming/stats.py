@@ -103,7 +103,8 @@ class ColumnStats:
             "type": self.kind,
             "count": self.count,
             "nulls": self.nulls,
-            "distinct": self.values.distinct(),
+            # An estimate may overshoot; there are never more distinct values than values.
+            "distinct": min(self.values.distinct(), self.count),
             "distinct_exact": self.values.exact,
             "top": self._top(),
         }

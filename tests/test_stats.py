@@ -335,3 +335,13 @@ def test_a_high_cardinality_string_column_has_distinct_and_top_bounds():
     assert set(got["error_bounds"]) == {"distinct", "top"}
     assert got["top"][0]["value"] == "common"
     assert 300 - got["error_bounds"]["top"] <= got["top"][0]["count"] <= 300
+
+
+def test_an_estimated_distinct_count_never_exceeds_the_count() -> None:
+    """Past the exact limit HyperLogLog estimates; for all-distinct values it may overshoot."""
+    stats = ColumnStats("integer")
+    values = list(range(20_000))
+    stats.update(values, 0)
+    result = stats.result()
+    assert result["distinct_exact"] is False
+    assert result["distinct"] <= result["count"] == 20_000
