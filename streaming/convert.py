@@ -48,6 +48,7 @@ from streaming.errors import BadRequest, InvalidCSV
 from streaming.index import RowWriter
 from streaming.sketches import Reservoir
 from streaming.stats import ColumnStats
+from streaming.upload import bom_encoding
 
 BATCH_ROWS = 2048
 BATCH_BYTES = 4 << 20  # smaller batches when rows are wide, so memory stays bounded
@@ -86,6 +87,14 @@ def resolve_encoding(name: str | None) -> str:
         raise BadRequest(f"unknown encoding {name!r}", code="bad_encoding") from None
 
 
+def _announced_encoding(source: Path) -> str | None:
+    """UTF-16 or UTF-32 when the file starts with their byte-order mark (UTF-8's is read by
+    the default codec anyway)."""
+    with open(source, "rb") as f:
+        found = bom_encoding(f.read(4))
+    return found if found in ("utf-16", "utf-32") else None
+
+
 def convert_csv(
     source: Path,
     out_dir: Path,
@@ -101,7 +110,7 @@ def convert_csv(
     >>> convert_csv(Path("flights.csv"), Path("out"))  # doctest: +SKIP
     Conversion(rows=1000000, columns=[{'name': 'carrier', 'type': 'string', ...}, ...], ...)
     """
-    codec = resolve_encoding(encoding)
+    codec = resolve_encoding(encoding or _announced_encoding(source))
     if delimiter is not None and len(delimiter) != 1:
         raise BadRequest(
             f"delimiter must be a single character, not {delimiter!r}", code="bad_parameter"

@@ -20,6 +20,7 @@ Any error, the client's or the connection's, removes ``dest`` before it propagat
 from __future__ import annotations
 
 import builtins
+import codecs
 import contextlib
 import hashlib
 import re
@@ -34,6 +35,14 @@ from streaming.errors import BadRequest, InvalidCSV, PayloadTooLarge, Unsupporte
 RAW_TYPES = ("text/csv", "application/csv", "text/plain")
 ACCEPTED = "text/csv, application/csv, text/plain, or multipart/form-data with a part named 'file'"
 HEAD_BYTES = 65536
+# Longest first: the UTF-32 little-endian mark begins with UTF-16's.
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 # Room in a multipart body for boundaries, part headers and small form fields beside the file.
 MULTIPART_ALLOWANCE = 2**20
 MAX_HEADER_BLOCK = 16 * 1024
@@ -92,11 +101,20 @@ def spool_upload(
                 filename = _store_file_part(chunks, boundary, sink, fallback)
         if sink.size == 0:
             raise InvalidCSV("the file is empty", code="empty_file")
+        sink.finish()
     except BaseException:
         # Also on KeyboardInterrupt or a client disconnect: leave no partial file behind.
         dest.unlink(missing_ok=True)
         raise
     return Spooled(filename, sink.size, sink.sha256.hexdigest(), bytes(sink.head))
+
+
+def bom_encoding(head: bytes) -> str | None:
+    """The encoding a byte-order mark at the start of ``head`` announces, if any."""
+    for mark, name in BOMS:
+        if head.startswith(mark):
+            return name
+    return None
 
 
 class _Sink:
@@ -109,6 +127,7 @@ class _Sink:
         self.size = 0
         self.sha256 = hashlib.sha256()
         self.head = bytearray()
+        self._checked = 0  # how much of the head was searched for NUL bytes
 
     def write(self, data: bytes) -> None:
         """Store ``data``, failing as soon as the file is too large or looks binary."""
@@ -116,15 +135,34 @@ class _Sink:
         if self.size > self.max_bytes:
             raise _too_large(self.max_bytes)
         if len(self.head) < HEAD_BYTES:
-            start = len(self.head)
-            self.head += data[: HEAD_BYTES - start]
-            nul = self.head.find(b"\x00", start) if self.binary_check else -1
-            if nul != -1:
-                raise UnsupportedMediaType(
-                    f"the upload looks binary (NUL byte at offset {nul}), not a CSV"
-                )
+            self.head += data[: HEAD_BYTES - len(self.head)]
+            self._check_head()
         self.sha256.update(data)
         self.out.write(data)
+
+    def finish(self) -> None:
+        """Judge a file shorter than a byte-order mark, which ``write`` left unjudged."""
+        if len(self.head) < 4:
+            self.head += b"    "  # no mark can start with spaces: the NUL search runs
+            try:
+                self._check_head()
+            finally:
+                del self.head[-4:]
+
+    def _check_head(self) -> None:
+        """Fail on a NUL byte in the head: a CSV has none, unless it is UTF-16 or UTF-32 text,
+        which a byte-order mark announces (so the first 4 bytes are read before judging)."""
+        if not self.binary_check or len(self.head) < 4:
+            return
+        if bom_encoding(bytes(self.head[:4])) in ("utf-16", "utf-32"):
+            self.binary_check = False
+            return
+        nul = self.head.find(b"\x00", self._checked)
+        self._checked = len(self.head)
+        if nul != -1:
+            raise UnsupportedMediaType(
+                f"the upload looks binary (NUL byte at offset {nul}), not a CSV"
+            )
 
 
 def _body_chunks(

@@ -7,6 +7,7 @@ README's "What happens to awkward input" table lists the outcomes that ``BAD_CSV
 
 from __future__ import annotations
 
+import codecs
 import os
 import socket
 import struct
@@ -162,7 +163,31 @@ BAD_CSVS: list[tuple[str, bytes, dict[str, str], Refused | Failed | Synced]] = [
     ("blank lines only", b"\n\r\n\n", {}, Failed("empty_file", None, "no header row")),
     ("header only", b"a,b,c\n", {}, Synced([("a", "null"), ("b", "null"), ("c", "null")], 0)),
     ("binary (PNG bytes with NUL)", PNG, {}, Refused(415, "not_csv")),
-    ("UTF-16 without ?encoding", "a,b\n1,2\n".encode("utf-16"), {}, Refused(415, "not_csv")),
+    (
+        "UTF-16 with its BOM, without ?encoding",
+        "a,é\n1,2\n".encode("utf-16"),
+        {},
+        Synced([("a", "integer"), ("é", "integer")], 1, [{"a": 1, "é": 2}]),
+    ),
+    (
+        "UTF-16 big-endian with its BOM",
+        codecs.BOM_UTF16_BE + "a,b\n1,x\n".encode("utf-16-be"),
+        {},
+        Synced([("a", "integer"), ("b", "string")], 1, [{"a": 1, "b": "x"}]),
+    ),
+    (
+        "UTF-32 with its BOM",
+        "a\n7\n".encode("utf-32"),
+        {},
+        Synced([("a", "integer")], 1, [{"a": 7}]),
+    ),
+    (
+        "UTF-16 without a BOM or ?encoding",
+        "a,b\n1,2\n".encode("utf-16-le"),
+        {},
+        Refused(415, "not_csv"),
+    ),
+    ("a NUL byte in a 3-byte file", b"a\x00\n", {}, Refused(415, "not_csv")),
     ("Latin-1 without ?encoding", LATIN_1, {}, Failed("bad_encoding", 2, "?encoding=cp1252")),
     (
         "Latin-1 with ?encoding=cp1252",
