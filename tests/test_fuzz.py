@@ -59,3 +59,23 @@ def test_no_request_gets_a_server_error(case: schemathesis.Case) -> None:
     case.call_and_validate(
         headers={"X-API-Key": KEY}, checks=[not_a_server_error, response_schema_conformance]
     )
+
+
+@schemathesis.check
+def only_the_llm_may_fail(ctx: object, response: schemathesis.Response, case: object) -> None:
+    """Chat fuzzed with no LLM configured: 503 llm_unavailable is its documented answer to a
+    well-formed question; any other 5xx, or a body outside the error shape, is a failure."""
+    if response.status_code >= 500:
+        body = response.json()
+        assert response.status_code == 503, body
+        assert body["error"]["code"] == "llm_unavailable", body
+
+
+@pytest.mark.slow
+@schema.include(method="POST", path_regex="/chat$").parametrize()
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_chat_body_gets_a_server_error(case: schemathesis.Case) -> None:
+    case.path_parameters = {"dataset_id": DATASET}
+    case.call_and_validate(
+        headers={"X-API-Key": KEY}, checks=[only_the_llm_may_fail, response_schema_conformance]
+    )
