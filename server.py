@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,13 +42,14 @@ from streaming.errors import (
     NotFound,
     NotReady,
     PayloadTooLarge,
+    RateLimited,
     RilletError,
 )
 from streaming.filter import parse as parse_filters
 from streaming.jobs import PUBLIC_FIELDS, Jobs
 from streaming.memory import limit_malloc_arenas, release_memory, rss_bytes
 from streaming.openapi import openapi_document
-from streaming.read import Dataset, open_dataset, pending_meta
+from streaming.read import open_dataset, pending_meta
 from streaming.settings import Settings
 from streaming.store import Store, check_dataset_id
 from streaming.upload import spool_upload
@@ -71,12 +73,35 @@ class Rillet:
         self.insights_cache = AnswerCache(settings.data_dir / "cache" / "insights")
         self.wake = wake
         self.started = time.monotonic()
-        self.open_streams = 0  # responses streaming right now (exports)
+        self.open_streams = 0  # responses streaming right now (exports, streamed chats)
         self._streams_lock = threading.Lock()
 
-    def stream_opened(self, delta: int) -> None:
+    def open_stream(self) -> Callable[[], None]:
+        """Count a new streamed response, and answer the function that ends it; 429 when
+        STREAMS_MAX are already streaming.
+
+        A client that stops reading holds its waitress thread once 16 MiB of its answer wait
+        in the buffer, for as long as it keeps the connection: capping streams below THREADS
+        keeps threads free for everyone else whatever such clients do.
+        """
         with self._streams_lock:
-            self.open_streams += delta
+            if self.open_streams >= self.settings.streams_max:
+                raise RateLimited(
+                    f"{self.open_streams} responses are streaming, the most at once "
+                    "(STREAMS_MAX); try again shortly",
+                    retry_after=5,
+                    code="too_many_streams",
+                )
+            self.open_streams += 1
+        ended = threading.Event()
+
+        def close() -> None:
+            with self._streams_lock:
+                if not ended.is_set():
+                    ended.set()
+                    self.open_streams -= 1
+
+        return close
 
 
 class ErrorsAndAuth:
@@ -265,23 +290,19 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
     def export(dataset_id: str) -> Any:
         query = _query()
         fmt = params.output_format(query, ("csv", "ndjson"), default="csv")
-        dataset = open_dataset(store, jobs, dataset_id)
-        try:
+        with ExitStack() as resources:  # closed here on any error; else the stream owns them
+            dataset = resources.enter_context(open_dataset(store, jobs, dataset_id))
             projection = Projection(dataset.names, params.columns(query, dataset.names))
             selection = parse_filters(query, dataset.meta["columns"])
-            not_modified = _not_modified(dataset_id)
-        except BaseException:
-            dataset.close()
-            raise
-        if not_modified:
-            dataset.close()
-            return not_modified
-        bottle.response.content_type = MEDIA_TYPES[fmt]
-        filename = f"{dataset.meta['name'].rsplit('.', 1)[0] or dataset_id}.{fmt}"
-        bottle.response.set_header("Content-Disposition", _attachment(filename))
-        row_blocks = (block.rows for block in scan.blocks(dataset, selection))
-        chunks = stream(projection, fmt, row_blocks, settings.csv_safe)
-        return _Stream(chunks, dataset, rillet)
+            if not_modified := _not_modified(dataset_id):
+                return not_modified
+            resources.callback(rillet.open_stream())
+            bottle.response.content_type = MEDIA_TYPES[fmt]
+            filename = f"{dataset.meta['name'].rsplit('.', 1)[0] or dataset_id}.{fmt}"
+            bottle.response.set_header("Content-Disposition", _attachment(filename))
+            row_blocks = (block.rows for block in scan.blocks(dataset, selection))
+            chunks = stream(projection, fmt, row_blocks, settings.csv_safe)
+            return _Stream(chunks, resources.pop_all())
 
     @app.get("/datasets/<dataset_id>/stats", scope="read")
     def stats(dataset_id: str) -> Any:
@@ -371,8 +392,8 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
     @app.post("/datasets/<dataset_id>/chat", scope="read")
     def chat_route(dataset_id: str) -> Any:
         params.only(_query(), ())
-        dataset = open_dataset(store, jobs, dataset_id)
-        try:
+        with ExitStack() as resources:  # closed here on any error; else the stream owns them
+            dataset = resources.enter_context(open_dataset(store, jobs, dataset_id))
             asked = chat.question(_body(CHAT_BODY_MAX))
             client = client_for(settings)
             if client is None:
@@ -380,15 +401,13 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
                     "chat needs an LLM: set GROQ_API_KEY (insights work without one)"
                 )
             if "text/event-stream" not in bottle.request.headers.get("Accept", ""):
-                with dataset:
-                    return raw_json(orjson.dumps(chat.answer(client, dataset, asked, settings)))
+                return raw_json(orjson.dumps(chat.answer(client, dataset, asked, settings)))
+            resources.callback(rillet.open_stream())
             events = chat.stream(client, dataset, asked, settings)
-        except BaseException:
-            dataset.close()
-            raise
-        bottle.response.content_type = "text/event-stream; charset=utf-8"
-        bottle.response.set_header("Cache-Control", "no-cache")
-        return _Stream(events, dataset, rillet)
+            resources.callback(events.close)
+            bottle.response.content_type = "text/event-stream; charset=utf-8"
+            bottle.response.set_header("Cache-Control", "no-cache")
+            return _Stream(iter(events), resources.pop_all())
 
     for code in (404, 405):
         app.error(code)(_bottle_error)
@@ -494,18 +513,16 @@ def _not_modified(dataset_id: str) -> bottle.HTTPResponse | None:
 
 
 class _Stream:
-    """A streamed response that closes its dataset when done or when the client goes away.
+    """A streamed response that releases what it holds (its dataset's files, its stream slot,
+    an upstream call) when done or when the client goes away.
 
     The WSGI server calls ``close`` in both cases, even when the stream never started, which a
     generator's ``finally`` would miss.
     """
 
-    def __init__(self, chunks: Iterator[bytes], dataset: Dataset, rillet: Rillet) -> None:
+    def __init__(self, chunks: Iterator[bytes], resources: ExitStack) -> None:
         self._chunks = chunks
-        self._dataset = dataset
-        self._rillet = rillet
-        self._open = True
-        rillet.stream_opened(1)
+        self._resources = resources
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -514,11 +531,8 @@ class _Stream:
             self.close()  # also when it ends at once: bottle then never calls close()
 
     def close(self) -> None:
-        if self._open:
-            self._open = False
-            self._dataset.close()
-            self._rillet.stream_opened(-1)
-            release_memory()
+        self._resources.close()  # an ExitStack closes once: later calls find it empty
+        release_memory()
 
 
 def _attachment(filename: str) -> str:

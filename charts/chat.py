@@ -38,7 +38,7 @@ from urllib.parse import urlencode
 import orjson
 
 from charts import spec
-from charts.llm import GroqClient
+from charts.llm import CompletionStream, GroqClient
 from charts.profile import profile
 from streaming import aggregate, pages, params, scan
 from streaming.encode import Projection
@@ -155,18 +155,26 @@ def answer(
     raise LLMFailed(f"the model's answer was malformed twice: {problem}")
 
 
-def stream(
-    client: GroqClient, dataset: Dataset, asked: Question, settings: Settings
-) -> Iterator[bytes]:
+def stream(client: GroqClient, dataset: Dataset, asked: Question, settings: Settings) -> Events:
     """The answer as server-sent events. The upstream call is made (and may fail with a real
     status) before this returns; what fails later is an ``error`` event."""
-    upstream = client.stream(messages(dataset, asked), max_tokens=4096)
+    return Events(client.stream(messages(dataset, asked), max_tokens=4096), dataset, settings)
 
-    def events() -> Iterator[bytes]:
+
+class Events:
+    """A streamed answer's server-sent events (read once); ``close`` ends the upstream call,
+    also when the events were never read."""
+
+    def __init__(self, upstream: CompletionStream, dataset: Dataset, settings: Settings) -> None:
+        self._upstream = upstream
+        self._dataset = dataset
+        self._settings = settings
+
+    def __iter__(self) -> Iterator[bytes]:
         text = ReplyText()
         content: list[str] = []
         try:
-            for piece in upstream:
+            for piece in self._upstream:
                 content.append(piece)
                 if delta := text.feed(piece):
                     yield event("delta", {"text": delta})
@@ -178,14 +186,15 @@ def stream(
                 reply, proposed = (text.reply or whole.strip()), None
                 if not text.reply:
                     yield event("delta", {"text": reply})
-            found = run(dataset, proposed, settings)
-            yield event("done", {"reply": reply, "model": upstream.model, **found})
+            found = run(self._dataset, proposed, self._settings)
+            yield event("done", {"reply": reply, "model": self._upstream.model, **found})
         except RilletError as exc:
             yield event("error", exc.to_dict())
         finally:
-            upstream.close()
+            self.close()
 
-    return events()
+    def close(self) -> None:
+        self._upstream.close()
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:

@@ -124,6 +124,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("THREADS", "8", "waitress worker threads.", _positive_int),
     Setting(
+        "STREAMS_MAX",
+        "4",
+        "Most responses streaming at once (exports, streamed chats); past it 429. Keep it "
+        "below THREADS: a client that stops reading holds a thread.",
+        _positive_int,
+    ),
+    Setting(
         "GROQ_API_KEY", "", "Groq API key; without it insights use statistics alone.", secret=True
     ),
     Setting(

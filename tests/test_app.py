@@ -683,3 +683,19 @@ def test_chart_routes_answer_specs_images_and_recommendations(
     assert found["dataset"] == dataset_id and isinstance(found["charts"], list)
     for item in found["charts"]:
         assert {"title", "reason", "score", "spec"} <= set(item)
+
+
+def test_streams_past_streams_max_get_429_and_free_their_slot_when_done(
+    client: httpx.Client, rillet: Rillet
+) -> None:
+    dataset = upload(client, rillet, "a,b\n1,2\n")
+    held = [rillet.open_stream() for _ in range(rillet.settings.streams_max)]
+    response = client.get(f"/datasets/{dataset}/export")
+    body = assert_error(response, 429, "too_many_streams")
+    assert response.headers["Retry-After"] == "5" and body["retry_after"] == 5
+    assert client.get(f"/datasets/{dataset}/rows").status_code == 200  # pages are not streams
+    held.pop()()
+    held[0]()  # ending a stream twice frees one slot, not two
+    held[0]()
+    assert client.get(f"/datasets/{dataset}/export").text == "a,b\r\n1,2\r\n"
+    assert rillet.open_streams == len(held) - 1  # the export's slot was freed when it ended

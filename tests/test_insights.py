@@ -613,3 +613,47 @@ def test_insights_and_a_streamed_chat_over_the_real_server(tmp_path: Path) -> No
             output = stop(running.process)
     assert "gsk_secret_test_key" not in output
     assert "Traceback" not in output
+
+
+@pytest.mark.integration
+def test_a_held_stream_leaves_threads_for_everyone_else(tmp_path: Path) -> None:
+    """With STREAMS_MAX=1 and THREADS=2, a streamed chat the model holds open takes the one
+    stream slot: another stream gets 429 at once and /health still answers; when the chat ends,
+    streams are served again."""
+    gate = threading.Event()
+    with FakeGroq(lambda request: GOOD_INSIGHTS) as groq:
+        running = start_server(
+            tmp_path / "data",
+            API_KEYS=f"{WRITE_KEY}:write",
+            RATE_LIMIT="0",
+            STREAMS_MAX="1",
+            THREADS="2",
+            GROQ_API_KEY="gsk_secret_test_key",
+            GROQ_BASE_URL=groq.base_url,
+        )
+        try:
+            with httpx.Client(base_url=running.base_url, headers={"X-API-Key": WRITE_KEY}) as http:
+                created = http.post("/datasets", files={"file": ("t.csv", b"a\n1\n")}).json()
+                dataset = created["dataset"]["id"]
+                wait_for(
+                    lambda: http.get(f"/jobs/{created['job']['id']}").json()["status"] == "done"
+                )
+                content = chat_reply("held open")
+                groq.script(Reply(content=content, pieces=[content[:12], content[12:]], gate=gate))
+                sse = {"Accept": "text/event-stream"}
+                with http.stream(
+                    "POST", f"/datasets/{dataset}/chat", json={"message": "?"}, headers=sse
+                ) as held:
+                    lines = held.iter_lines()
+                    next(line for line in lines if line.startswith("data:"))
+                    refused = http.get(f"/datasets/{dataset}/export")
+                    assert refused.status_code == 429
+                    assert refused.json()["error"]["code"] == "too_many_streams"
+                    assert http.get("/health").json()["open_streams"] == 1
+                    gate.set()
+                    assert "event: done" in "\n".join(lines)
+                wait_for(lambda: http.get("/health").json()["open_streams"] == 0)
+                assert http.get(f"/datasets/{dataset}/export").status_code == 200
+        finally:
+            gate.set()
+            stop(running.process)
