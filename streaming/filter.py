@@ -297,8 +297,13 @@ def _value(column: str, kind: str, raw: str) -> Any:
             return number
         if kind == "boolean":
             return {"true": True, "false": False, "1": True, "0": False}[raw.lower()]
-        if kind in ("date", "datetime", "string", "null"):
-            return coerce.convert(kind, [raw])[0][0] if kind in ("date", "datetime") else raw
+        if kind in ("date", "datetime"):
+            # The null markers ("", NA, null, ...) read as None: not a date to compare with.
+            moment = coerce.convert(kind, [raw])[0][0]
+            if moment is not None:
+                return moment
+        elif kind in ("string", "null"):
+            return raw
     except (ValueError, KeyError, coerce.Mismatch):
         pass
     raise BadRequest(

@@ -953,6 +953,10 @@ FILTER_ERRORS = [
     ({"day": "2024-02-30"}, "bad_value", ["day", "2024-02-30"]),
     ({"day__gte": "tomorrow"}, "bad_value", ["day", "tomorrow"]),
     ({"ts__lt": "noon"}, "bad_value", ["ts", "noon"]),
+    # A null marker is no date to compare with (it once reached the comparison as None: a 500)
+    ({"day__gte": ""}, "bad_value", ["day", "''"]),
+    ({"ts__lt": "NA"}, "bad_value", ["ts", "NA"]),
+    ({"day__in": "2024-01-01,null"}, "bad_value", ["day", "null"]),
     ({"flag": "yes"}, "bad_value", ["flag", "yes"]),
     ({"qty__isnull": "maybe"}, "bad_value", ["qty", "maybe"]),
     ({"category": "North", "qty": "many"}, "bad_value", ["qty", "many"]),
