@@ -29,7 +29,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from itertools import accumulate, compress, repeat
-from operator import and_, mul, rshift, xor
+from operator import and_, lt, mul, rshift, xor
 from typing import Any
 
 EXACT_LIMIT = 4096
@@ -68,17 +68,26 @@ class HyperLogLog:
         # seen (the largest rank).
         self._registers = bytearray([self._RANK_BITS + 1]) * (1 << self.P)
         self._limit = 1 << self._RANK_BITS
+        self._updates = 0
 
     def update(self, hashes: list[int]) -> None:
         registers = self._registers
         shift, low = self._RANK_BITS, (1 << self._RANK_BITS) - 1
-        # A hash whose low bits reach 2**(the largest bit length kept) cannot lower any
-        # register: skip it in C. Past a few hundred thousand values most hashes are skipped.
-        for h in compress(hashes, map(self._limit.__gt__, map(and_, hashes, repeat(low)))):
-            slot, length = h >> shift, (h & low).bit_length()
+        # Everything but the register writes runs in C. First a cheap cut: a hash whose low
+        # bits reach 2**(the largest bit length kept) cannot lower any register; past a few
+        # hundred thousand values most hashes go here.
+        found = list(compress(hashes, map(self._limit.__gt__, map(and_, hashes, repeat(low)))))
+        slots = list(map(rshift, found, repeat(shift)))
+        lengths = list(map(int.bit_length, map(and_, found, repeat(low))))
+        # Then the exact test against each hash's own register; only real updates are left
+        # to the loop (which tests again: two hashes of a batch may share a register).
+        lower = map(lt, lengths, map(registers.__getitem__, slots))
+        for slot, length in compress(zip(slots, lengths), lower):
             if length < registers[slot]:
                 registers[slot] = length
-        self._limit = 1 << max(registers)
+        self._updates += 1
+        if self._updates % 16 == 0:  # the cut may lag: it only ever lets more hashes through
+            self._limit = 1 << max(registers)
 
     def estimate(self) -> int:
         registers = self._registers
