@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -42,11 +41,11 @@ from streaming.errors import (
     NotFound,
     NotReady,
     PayloadTooLarge,
-    RateLimited,
     RilletError,
 )
 from streaming.filter import parse as parse_filters
 from streaming.jobs import PUBLIC_FIELDS, Jobs
+from streaming.limits import Slots
 from streaming.memory import limit_malloc_arenas, release_memory, rss_bytes
 from streaming.openapi import openapi_document
 from streaming.read import open_dataset, pending_meta
@@ -73,35 +72,13 @@ class Rillet:
         self.insights_cache = AnswerCache(settings.data_dir / "cache" / "insights")
         self.wake = wake
         self.started = time.monotonic()
-        self.open_streams = 0  # responses streaming right now (exports, streamed chats)
-        self._streams_lock = threading.Lock()
-
-    def open_stream(self) -> Callable[[], None]:
-        """Count a new streamed response, and answer the function that ends it; 429 when
-        STREAMS_MAX are already streaming.
-
-        A client that stops reading holds its waitress thread once 16 MiB of its answer wait
-        in the buffer, for as long as it keeps the connection: capping streams below THREADS
-        keeps threads free for everyone else whatever such clients do.
-        """
-        with self._streams_lock:
-            if self.open_streams >= self.settings.streams_max:
-                raise RateLimited(
-                    f"{self.open_streams} responses are streaming, the most at once "
-                    "(STREAMS_MAX); try again shortly",
-                    retry_after=5,
-                    code="too_many_streams",
-                )
-            self.open_streams += 1
-        ended = threading.Event()
-
-        def close() -> None:
-            with self._streams_lock:
-                if not ended.is_set():
-                    ended.set()
-                    self.open_streams -= 1
-
-        return close
+        # Work that holds a thread for long, each capped below THREADS (streaming.limits).
+        self.streams = Slots(
+            settings.streams_max, "responses are streaming", "STREAMS_MAX", "too_many_streams"
+        )
+        self.llm_calls = Slots(
+            settings.llm_max, "LLM calls are running", "LLM_MAX", "too_many_llm_calls"
+        )
 
 
 class ErrorsAndAuth:
@@ -191,7 +168,8 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
                     "jobs": jobs.counts(),
                     "rss_bytes": rss_bytes(),
                     "uptime_seconds": round(time.monotonic() - rillet.started, 1),
-                    "open_streams": rillet.open_streams,
+                    "open_streams": rillet.streams.taken,
+                    "llm_calls": rillet.llm_calls.taken,
                     # httpx is imported only by the LLM routes: the memory they cost shows here.
                     "llm_client_loaded": "httpx" in sys.modules,
                 }
@@ -296,7 +274,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
             selection = parse_filters(query, dataset.meta["columns"])
             if not_modified := _not_modified(dataset_id):
                 return not_modified
-            resources.callback(rillet.open_stream())
+            resources.callback(rillet.streams.take())
             bottle.response.content_type = MEDIA_TYPES[fmt]
             filename = f"{dataset.meta['name'].rsplit('.', 1)[0] or dataset_id}.{fmt}"
             bottle.response.set_header("Content-Disposition", _attachment(filename))
@@ -379,14 +357,16 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
     def dataset_insights(dataset_id: str) -> Any:
         params.only(_query(), ())
         with open_dataset(store, jobs, dataset_id) as dataset:
-            found = insights(dataset, settings, rillet.insights_cache)
+            found = insights(dataset, settings, rillet.insights_cache, admit=rillet.llm_calls.take)
         return raw_json(orjson.dumps(found))
 
     @app.get("/datasets/<dataset_id>/columns/<column:path>/insights", scope="read")
     def column_insights(dataset_id: str, column: str) -> Any:
         params.only(_query(), ())
         with open_dataset(store, jobs, dataset_id) as dataset:
-            found = insights(dataset, settings, rillet.insights_cache, column)
+            found = insights(
+                dataset, settings, rillet.insights_cache, column, admit=rillet.llm_calls.take
+            )
         return raw_json(orjson.dumps(found))
 
     @app.post("/datasets/<dataset_id>/chat", scope="read")
@@ -400,16 +380,18 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
                 raise LLMUnavailable(
                     "chat needs an LLM: set GROQ_API_KEY (insights work without one)"
                 )
+            resources.callback(rillet.llm_calls.take())
             if "text/event-stream" not in bottle.request.headers.get("Accept", ""):
                 return raw_json(orjson.dumps(chat.answer(client, dataset, asked, settings)))
-            resources.callback(rillet.open_stream())
+            resources.callback(rillet.streams.take())
             events = chat.stream(client, dataset, asked, settings)
             resources.callback(events.close)
             bottle.response.content_type = "text/event-stream; charset=utf-8"
             bottle.response.set_header("Cache-Control", "no-cache")
+            bottle.response.set_header("X-Accel-Buffering", "no")  # proxies: relay as it comes
             return _Stream(iter(events), resources.pop_all())
 
-    for code in (404, 405):
+    for code in (404, 405, 500):
         app.error(code)(_bottle_error)
     return app
 
@@ -426,10 +408,19 @@ def _body(limit: int) -> bytes:
 
 
 def _bottle_error(error: bottle.HTTPError) -> bytes:
-    """Bottle's own 404 (no route) and 405 (wrong method), in the one error shape."""
+    """Bottle's own 404 (no route), 405 (wrong method) and 500 (an error raised while bottle
+    read a response's first chunk, past the plugin), in the one error shape."""
     exc: RilletError
     if error.status_code == 405:
         exc = MethodNotAllowed(f"{bottle.request.method} is not allowed on {bottle.request.path}")
+    elif error.status_code == 500:
+        log.error(
+            "unhandled error in %s %s\n%s",
+            bottle.request.method,
+            bottle.request.path,
+            error.traceback or error.exception,
+        )
+        exc = RilletError("internal error")
     else:
         exc = NotFound(f"no route {bottle.request.path}")
     bottle.response.content_type = JSON

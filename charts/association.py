@@ -1,7 +1,8 @@
 """Measures of association between two columns, over a sample of rows (lists of values).
 
-Each needs at least ten rows where both values are present and answers None otherwise, or when
-a column does not vary. Used to score recommended charts and to find facts for insights.
+Each needs at least ten rows where both values are present and answers None otherwise, when a
+column does not vary, or when its values are too large to square (near the float limit).
+Used to score recommended charts and to find facts for insights.
 """
 
 from __future__ import annotations
@@ -15,6 +16,29 @@ def _pairs(rows: list[list[Any]], a: int, b: int) -> list[tuple[Any, Any]]:
 
 
 def pearson(rows: list[list[Any]], a: int, b: int) -> float | None:
+    """Pearson's r of two numeric columns."""
+    return _finite(_pearson, rows, a, b)
+
+
+def eta(rows: list[list[Any]], category: int, measure: int) -> float | None:
+    """The correlation ratio: how much of a measure's spread its category explains."""
+    return _finite(_eta, rows, category, measure)
+
+
+def pairs_present(rows: list[list[Any]], a: int, b: int) -> int:
+    """How many rows have both values: what a measure of association was measured on."""
+    return sum(1 for r in rows if r[a] is not None and r[b] is not None)
+
+
+def _finite(measure: Any, rows: list[list[Any]], a: int, b: int) -> float | None:
+    try:
+        found: float | None = measure(rows, a, b)
+    except (OverflowError, ValueError, ZeroDivisionError):  # sums past the float limit
+        return None
+    return found if found is not None and math.isfinite(found) else None
+
+
+def _pearson(rows: list[list[Any]], a: int, b: int) -> float | None:
     pairs = _pairs(rows, a, b)
     if len(pairs) < 10:
         return None
@@ -51,8 +75,7 @@ def cramers_v(rows: list[list[Any]], a: int, b: int) -> float | None:
     return min(1.0, math.sqrt(chi2 / (n * (k - 1))))
 
 
-def eta(rows: list[list[Any]], category: int, measure: int) -> float | None:
-    """The correlation ratio: how much of a measure's spread its category explains."""
+def _eta(rows: list[list[Any]], category: int, measure: int) -> float | None:
     pairs = _pairs(rows, category, measure)
     if len(pairs) < 10:
         return None

@@ -29,6 +29,7 @@ history, and no more than HISTORY_CHARS characters of it; results of at most RES
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,19 +39,19 @@ from urllib.parse import urlencode
 import orjson
 
 from charts import spec
-from charts.llm import CompletionStream, GroqClient
+from charts.llm import CompletionStream, GroqClient, complete_json
 from charts.profile import profile
 from streaming import aggregate, pages, params, scan
 from streaming.encode import Projection
-from streaming.errors import BadRequest, LLMFailed, RilletError
+from streaming.errors import BadRequest, RilletError
 from streaming.filter import parse as parse_filters
 from streaming.read import Dataset
 from streaming.settings import Settings
 
-PROMPT_VERSION = "chat-1"
 MESSAGE_MAX = 4000
 HISTORY_MAX = 20
 HISTORY_CHARS = 16_000
+log = logging.getLogger("rillet.chat")
 RESULT_ROWS = 50
 ROUTES = ("groupby", "stats", "rows", "chart")
 PARAMS_MAX = 24
@@ -142,17 +143,8 @@ def answer(
     client: GroqClient, dataset: Dataset, asked: Question, settings: Settings
 ) -> dict[str, Any]:
     """``{"reply", "model", "query", "result"}``: the model's answer, its query run."""
-    sent = messages(dataset, asked)
-    problem = ""
-    for _ in range(2):
-        completion = client.complete(sent, json_mode=True, max_tokens=4096)
-        try:
-            reply, proposed = parse(completion.content)
-        except ValueError as exc:
-            problem = str(exc)
-            continue
-        return {"reply": reply, "model": completion.model, **run(dataset, proposed, settings)}
-    raise LLMFailed(f"the model's answer was malformed twice: {problem}")
+    (reply, proposed), model = complete_json(client, messages(dataset, asked), parse)
+    return {"reply": reply, "model": model, **run(dataset, proposed, settings)}
 
 
 def stream(client: GroqClient, dataset: Dataset, asked: Question, settings: Settings) -> Events:
@@ -190,6 +182,9 @@ class Events:
             yield event("done", {"reply": reply, "model": self._upstream.model, **found})
         except RilletError as exc:
             yield event("error", exc.to_dict())
+        except Exception:  # the status is sent: the error can only be the stream's last event
+            log.exception("streamed chat failed")
+            yield event("error", RilletError("internal error").to_dict())
         finally:
             self.close()
 
@@ -229,13 +224,16 @@ def run(dataset: Dataset, proposed: dict[str, Any] | None, settings: Settings) -
         shown["url"] = f"/datasets/{dataset.id}/{route}?{urlencode(query)}"
         try:
             return {"query": shown, "result": ROUTE_RUNNERS[route](dataset, query, settings)}
-        except BadRequest as exc:
+        except RilletError as exc:
             problem = exc
+        except Exception:  # an engine bug: the reply still stands, the query is reported
+            log.exception("chat query %s failed", shown["url"])
+            problem = RilletError("the query failed inside the server")
     shown["error"] = problem.to_dict()["error"]
     return {"query": shown, "result": None}
 
 
-def _checked(proposed: dict[str, Any]) -> tuple[Any, dict[str, str], BadRequest | None]:
+def _checked(proposed: dict[str, Any]) -> tuple[Any, dict[str, str], RilletError | None]:
     """The route and parameters of a proposed query, as text; or the problem with them."""
     route = proposed.get("route")
     raw = proposed.get("params") or {}
@@ -255,6 +253,8 @@ def _checked(proposed: dict[str, Any]) -> tuple[Any, dict[str, str], BadRequest 
             problem = BadRequest(f"parameter {name!r} has no usable value", code="bad_query")
             return route, {}, problem
         query[str(name)] = str(value)
+    if route in ("rows", "groupby"):
+        query = _capped(query, "limit")  # shown in the query's params and url as run
     return route, query, None
 
 
@@ -269,7 +269,7 @@ def _capped(query: dict[str, str], name: str) -> dict[str, str]:
 
 def _groupby(dataset: Dataset, query: dict[str, str], settings: Settings) -> dict[str, Any]:
     columns = dataset.meta["columns"]
-    asked = aggregate.request(_capped(query, "limit"), columns, settings.groupby_max)
+    asked = aggregate.request(query, columns, settings.groupby_max)
     return aggregate.answer(dataset, asked, settings.groupby_max)
 
 
@@ -286,7 +286,7 @@ def _stats(dataset: Dataset, query: dict[str, str], settings: Settings) -> dict[
 
 
 def _rows(dataset: Dataset, query: dict[str, str], settings: Settings) -> dict[str, Any]:
-    query = {k: v for k, v in _capped(query, "limit").items() if k not in ("format", "cursor")}
+    query = {k: v for k, v in query.items() if k not in ("format", "cursor")}
     plan = pages.plan(dataset, query, settings)
     found = pages.fetch(dataset, plan)
     rows = Projection(dataset.names, plan.page.columns).objects(found.rows)

@@ -68,10 +68,17 @@ def _constant(f: Fact, rows: int) -> tuple[str, str]:
 def _identifier(f: Fact, rows: int) -> tuple[str, str]:
     (c,) = f.columns
     n = f.numbers
+    if n["unique"]:
+        return (
+            f"{title(c)} identifies rows",
+            f"{words(c).capitalize()} has about {number(n['distinct'])} distinct values in "
+            f"{number(n['count'])} rows: a key to look rows up by, not a measure to add up.",
+        )
     return (
-        f"{title(c)} identifies rows",
-        f"{words(c).capitalize()} has about {number(n['distinct'])} distinct values in "
-        f"{number(n['count'])} rows: a key to look rows up by, not a measure to add up.",
+        f"{title(c)} is an identifier",
+        f"{words(c).capitalize()} has {number(n['distinct'])} distinct values in "
+        f"{number(n['count'])} rows, named like a key: values to group or look up by, not a "
+        "measure to add up.",
     )
 
 
@@ -93,10 +100,11 @@ def _skew(f: Fact, rows: int) -> tuple[str, str]:
         tail = f"the top 5% lie above {number(n['p95'])}, far past the median"
     else:
         tail = f"the bottom 5% lie below {number(n['p05'])}, far under the median"
+    mean = f" and the mean {number(n['mean'])}" if n.get("mean") is not None else ""
     return (
         f"{title(c)} is skewed to the {side}",
-        f"The median {words(c)} is {number(n['median'])} and the mean {number(n['mean'])}; "
-        f"{tail}. The median is the typical value.",
+        f"The median {words(c)} is {number(n['median'])}{mean}; {tail}. The median is the "
+        "typical value.",
     )
 
 
@@ -104,12 +112,12 @@ def _outliers(f: Fact, rows: int) -> tuple[str, str]:
     (c,) = f.columns
     n = f.numbers
     parts = []
-    if n["max"] > n["high_fence"]:
+    if n["above"]:
         parts.append(
             f"the largest {words(c)}, {number(n['max'])}, is past the far fence of "
             f"{number(n['high_fence'])}"
         )
-    if n["min"] < n["low_fence"]:
+    if n["below"]:
         parts.append(f"the smallest, {number(n['min'])}, is below {number(n['low_fence'])}")
     share = n.get("sample_share_beyond")
     found = f" About {_percent(share)} of a uniform sample lies beyond." if share else ""
@@ -183,7 +191,7 @@ def _summary(p: Profile, rows: int) -> dict[str, Any]:
     """One column in a sentence: how many values, and their range or most common ones."""
     s, c = p.stats, p.name
     count = int(s.get("count") or 0)
-    head = f"{number(count)} of {number(rows)} rows have a {words(c)}"
+    head = f"{number(count)} of {number(rows)} rows have a value for {words(c)}"
     if p.kind in ("integer", "number") and count:
         q = s.get("quantiles") or {}
         detail = (
@@ -199,7 +207,7 @@ def _summary(p: Profile, rows: int) -> dict[str, Any]:
         distinct = min(int(s.get("distinct") or 0), count)
         detail = f"{head}, {number(distinct)} distinct; the most common: {common}."
     else:
-        detail = f"No row has a {words(c)}."
+        detail = f"No row has a value for {words(c)}."
     kind = {"number": "decimal", "string": "text"}.get(p.kind, p.kind)
     return {"title": f"{title(c)}: {kind}, {p.role}", "detail": detail, "columns": [c]}
 

@@ -17,8 +17,9 @@ is checked; a malformed answer is asked for again once, then it is a 502.
 
 LLM answers are cached on disk (``DATA_DIR/cache/insights``), keyed by the dataset's content
 (the source file's SHA-256 and the typed schema), the model, the prompt's version and the
-column, so a second call answers at once (``"cached": true``) while a new upload, a new model
-or a new prompt asks again. Concurrent requests for the same key wait for one call, not many.
+column, so a second call answers at once (``"cached": true``) while different content, a new
+model or a new prompt asks again. Concurrent requests for the same key wait for one call and
+share its outcome, an answer or an error.
 """
 
 from __future__ import annotations
@@ -27,21 +28,20 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from charts.findings import findings
-from charts.llm import GroqClient, client_for
-from charts.profile import NAME_MAX, build, survey
-from streaming.errors import LLMFailed, NotFound
+from charts.llm import GroqClient, client_for, complete_json
+from charts.profile import build, short_name, survey
+from streaming.errors import NotFound, RilletError
 from streaming.read import Dataset
 from streaming.settings import Settings
 
-PROMPT_VERSION = "insights-1"
+PROMPT_VERSION = "insights-2"  # bump when the prompt or the profile changes
 INSIGHTS_MAX = 8
 TITLE_MAX = 120
 DETAIL_MAX = 600
@@ -63,58 +63,51 @@ Answer with JSON only, in this shape:
 
 
 def insights(
-    dataset: Dataset, settings: Settings, cache: AnswerCache, column: str | None = None
+    dataset: Dataset,
+    settings: Settings,
+    cache: AnswerCache,
+    column: str | None = None,
+    *,
+    admit: Callable[[], Callable[[], None]] = lambda: lambda: None,
 ) -> dict[str, Any]:
-    """The insights answer: ``{"dataset", "insights", "model", "source", "cached"}``."""
+    """The insights answer: ``{"dataset", "insights", "model", "source", "cached"}``.
+
+    ``admit`` is called before an LLM call (not for a cached answer) and answers the function
+    that ends it; the server passes its LLM_MAX slots, which may refuse with a 429.
+    """
     if column is not None and column not in dataset.names:
         raise NotFound(f"dataset {dataset.id!r} has no column {column!r}", code="unknown_column")
-    found = survey(dataset)
     head: dict[str, Any] = {"dataset": dataset.id}
     if column is not None:
         head["column"] = column
     client = client_for(settings)
     if client is None:
-        said = findings(found, column)
+        said = findings(survey(dataset), column)
         return {**head, "insights": said, "model": None, "source": "statistics", "cached": False}
-    key = cache_key(dataset, client.model, column)
-    with cache.lock(key):
-        hit = cache.get(key)
-        if hit is not None:
-            return {**head, **hit, "source": "llm", "cached": True}
-        profile = build(found, column)
-        said, model = ask(client, profile, dataset.names, column)
-        answer = {"insights": said, "model": model}
-        cache.put(key, answer)
-    return {**head, **answer, "source": "llm", "cached": False}
+
+    def call() -> dict[str, Any]:
+        release = admit()
+        try:
+            said, model = ask(client, build(survey(dataset), column), dataset.names, column)
+        finally:
+            release()
+        return {"insights": said, "model": model}
+
+    answer, cached = cache.fetch(cache_key(dataset, client.model, column), call)
+    return {**head, **answer, "source": "llm", "cached": cached}
 
 
 def ask(
     client: GroqClient, profile: dict[str, Any], names: list[str], column: str | None
 ) -> tuple[list[dict[str, Any]], str]:
-    """Ask the model for findings; check the answer's shape, asking once more if it is off."""
-    messages = prompt(profile, column)
-    problem = ""
-    for _ in range(2):
-        completion = client.complete(messages, json_mode=True, max_tokens=4096)
-        try:
-            return parse(completion.content, names), completion.model
-        except ValueError as exc:
-            problem = str(exc)
-            messages = [
-                *messages[:3],
-                {"role": "assistant", "content": completion.content[:2000]},
-                {
-                    "role": "user",
-                    "content": f"That answer was not usable: {problem}. Answer "
-                    "again with only the JSON object in the shape asked for.",
-                },
-            ]
-    raise LLMFailed(f"the model's insights were malformed twice: {problem}")
+    """Ask the model for findings; the answer's shape is checked (and asked for once more)."""
+    return complete_json(client, prompt(profile, column), lambda text: parse(text, names))
 
 
 def prompt(profile: dict[str, Any], column: str | None) -> list[dict[str, str]]:
-    """System instructions, the profile as a data message, then the request."""
-    about = f" about the column {column[:NAME_MAX]!r}" if column is not None else ""
+    """System instructions, the profile as a data message, then the request. Nothing from the
+    dataset, not even the column's name, is in the instructions: it is all in the profile."""
+    about = " about the one column the profile describes" if column is not None else ""
     count = "2 to 4" if column is not None else "4 to 7"
     return [
         {"role": "system", "content": SYSTEM.format(count=count, about=about)},
@@ -132,7 +125,7 @@ def parse(content: str, names: list[str]) -> list[dict[str, Any]]:
     found = body.get("insights") if isinstance(body, dict) else None
     if not isinstance(found, list) or not found:
         raise ValueError('it has no "insights" list')
-    known = {n[: NAME_MAX - 1] + "…" if len(n) > NAME_MAX else n: n for n in names}
+    known = {short_name(n): n for n in names}
     out = []
     for item in found[:INSIGHTS_MAX]:
         if not isinstance(item, dict):
@@ -154,10 +147,12 @@ def parse(content: str, names: list[str]) -> list[dict[str, Any]]:
 
 
 def cache_key(dataset: Dataset, model: str, column: str | None) -> str:
-    """What an LLM answer depends on: the data, the model, the prompt and the column."""
-    meta = dataset.meta
+    """What an LLM answer depends on: the data (the file and how it was read), the model, the
+    prompt and profile's version, and the column."""
+    meta, source = dataset.meta, dataset.meta["source"]
     schema = [(c["name"], c["type"]) for c in meta["columns"]]
-    parts = [meta["source"].get("sha256"), schema, meta["rows"], model, PROMPT_VERSION, column]
+    read_as = [source.get("sha256"), source.get("delimiter"), source.get("encoding")]
+    parts = [read_as, schema, meta["rows"], model, PROMPT_VERSION, column]
     return hashlib.sha256(orjson.dumps(parts)).hexdigest()
 
 
@@ -167,7 +162,7 @@ class AnswerCache:
     def __init__(self, folder: Path, max_entries: int = CACHE_MAX) -> None:
         self.folder = folder
         self.max_entries = max_entries
-        self._locks: dict[str, list[Any]] = {}  # key: [lock, requests using it]
+        self._flights: dict[str, _Flight] = {}  # keys being computed now
         self._guard = threading.Lock()
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -184,20 +179,38 @@ class AnswerCache:
         os.replace(temporary, self.folder / f"{key}.json")
         self._prune()
 
-    @contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """Held while one request fills a key, so others for the same key wait for its answer."""
+    def fetch(self, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+        """The answer for ``key`` and whether it was already there: from disk, or computed by
+        ``compute`` and kept. Requests for a key being computed wait for that one computation
+        and share its outcome, an answer or an error, rather than each trying in turn."""
+        hit = self.get(key)
+        if hit is not None:
+            return hit, True
         with self._guard:
-            entry = self._locks.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
+            flight = self._flights.get(key)
+            leading = flight is None
+            if flight is None:
+                flight = self._flights[key] = _Flight()
+        if not leading:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            assert flight.answer is not None
+            return flight.answer, True
         try:
-            with entry[0]:
-                yield
+            flight.answer = compute()
+            self.put(key, flight.answer)
+            return flight.answer, False
+        except RilletError as exc:
+            flight.error = exc
+            raise
+        except BaseException:
+            flight.error = RilletError("internal error")
+            raise
         finally:
             with self._guard:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._locks[key]
+                del self._flights[key]
+            flight.done.set()
 
     def _prune(self) -> None:
         entries = list(self.folder.glob("*.json"))
@@ -206,6 +219,15 @@ class AnswerCache:
         entries.sort(key=_mtime)
         for path in entries[: len(entries) - self.max_entries]:
             path.unlink(missing_ok=True)
+
+
+class _Flight:
+    """One computation of a cache key, which other requests for the key wait on."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.answer: dict[str, Any] | None = None
+        self.error: RilletError | None = None
 
 
 def _mtime(path: Path) -> float:

@@ -57,7 +57,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -70,12 +70,17 @@ if TYPE_CHECKING:
     import httpx
 
 log = logging.getLogger("rillet.llm")
+T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 MAX_RETRY_AFTER = 60.0  # seconds; Groq asking for longer fails the call at once
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 MESSAGE_MAX = 300  # characters of Groq's own error message passed on
+
+
+class MalformedAnswer(LLMFailed):
+    """The model's answer is not the JSON asked for (Groq's own check, or ours)."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +233,9 @@ class GroqClient:
             extra["retry_after"] = math.ceil(wait)
             if wait > MAX_RETRY_AFTER:
                 message += f" (Groq asked to wait {math.ceil(wait)} s before trying again)"
+        if status == 400 and _error_code(response.content) == "json_validate_failed":
+            # Groq checks JSON mode itself: the model wrote no valid JSON this time.
+            return MalformedAnswer(message, **extra)
         return LLMFailed(message, **extra)
 
     def _completion(self, content: bytes) -> Completion:
@@ -324,6 +332,43 @@ class CompletionStream:
         return content if isinstance(content, str) else ""
 
 
+def complete_json(
+    client: GroqClient,
+    messages: list[dict[str, str]],
+    read: Callable[[str], T],
+    *,
+    max_tokens: int = 4096,
+) -> tuple[T, str]:
+    """Ask for a JSON answer and ``read`` it (ValueError: not the shape wanted); a malformed
+    answer is asked for once more, saying what was wrong, then it is a MalformedAnswer (502).
+    An answer cut short by the token limit is asked again with twice the room.
+
+    Answers ``(what read returned, the model that answered)``.
+    """
+    problem = ""
+    for _ in range(2):
+        try:
+            completion = client.complete(messages, json_mode=True, max_tokens=max_tokens)
+            return read(completion.content), completion.model
+        except MalformedAnswer as exc:
+            problem, content = exc.message, ""
+        except ValueError as exc:
+            problem, content = str(exc), completion.content
+            if completion.finish_reason == "length":
+                problem += " (cut short by the token limit)"
+                max_tokens *= 2
+        messages = [
+            *messages,
+            {"role": "assistant", "content": content[:2000]},
+            {
+                "role": "user",
+                "content": f"That answer was not usable: {problem}. Answer again "
+                "with only the JSON object, in the shape asked for.",
+            },
+        ]
+    raise MalformedAnswer(f"the model's answer was malformed twice: {problem}")
+
+
 def _event_data(lines: Iterable[str]) -> Iterator[str]:
     """The data of each server-sent event: ``data:`` lines up to a blank line, joined by \\n.
 
@@ -406,6 +451,15 @@ def _error_message(body: bytes) -> str:
         return ""
     message = " ".join(message.split())
     return message if len(message) <= MESSAGE_MAX else message[: MESSAGE_MAX - 1] + "…"
+
+
+def _error_code(body: bytes) -> str | None:
+    """Groq's ``error.code``, if the body has one."""
+    try:
+        code = orjson.loads(body)["error"]["code"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
 
 
 def _scrub(text: str, key: str) -> str:

@@ -88,7 +88,7 @@ class Fact:
 
     def to_json(self, text: int = 40) -> dict[str, Any]:
         shown = {k: _short(v, text) for k, v in self.numbers.items()}
-        return {"fact": self.kind, "columns": [_name(c) for c in self.columns], **shown}
+        return {"fact": self.kind, "columns": [short_name(c) for c in self.columns], **shown}
 
 
 @dataclass
@@ -128,7 +128,7 @@ def build(found: Survey, column: str | None = None) -> dict[str, Any]:
         body = _layout(found, column, detail)
         if len(orjson.dumps(body)) <= BUDGET:
             return body
-    return _fit_columns(body)
+    return _shed(_fit_columns(body))
 
 
 def facts_of(found: Survey, column: str | None) -> list[Fact]:
@@ -149,7 +149,7 @@ def _layout(found: Survey, column: str | None, detail: Detail) -> dict[str, Any]
         body["dataset"]["columns"] = len(found.columns)
     if column is None and detail.rows:
         body["sample_rows"] = {
-            "columns": [_name(c.name) for c in found.columns],
+            "columns": [short_name(c.name) for c in found.columns],
             "rows": [[_short(v, detail.text) for v in row] for row in found.sample[: detail.rows]],
         }
     elif column is not None:
@@ -180,11 +180,23 @@ def _fit_columns(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _shed(body: dict[str, Any]) -> dict[str, Any]:
+    """The last resort, for tables whose facts alone outgrow the budget: drop facts, then
+    sample values, then columns, until the profile fits."""
+    for part in ("facts", "sample_values", "columns"):
+        items = body.get(part) or []
+        while items and len(orjson.dumps(body)) > BUDGET:
+            items.pop()
+            if part == "columns":
+                body["omitted_columns"] = body.get("omitted_columns", 0) + 1
+    return body
+
+
 def _column(p: Profile, sample: list[list[Any]], detail: Detail) -> dict[str, Any]:
     s = p.stats
     count, nulls = int(s.get("count") or 0), int(s.get("nulls") or 0)
     entry: dict[str, Any] = {
-        "name": _name(p.name),
+        "name": short_name(p.name),
         "type": p.kind,
         "role": p.role,
         "null_share": _round(nulls / (count + nulls)) if count + nulls else 0,
@@ -217,7 +229,8 @@ def column_facts(p: Profile, rows: int, sample: list[list[Any]]) -> Iterable[Fac
     s, name = p.stats, (p.name,)
     count, nulls = int(s.get("count") or 0), int(s.get("nulls") or 0)
     if p.role == "empty":
-        yield Fact("empty", name, {"rows": rows}, 0.45)
+        if rows:
+            yield Fact("empty", name, {"rows": rows}, 0.45)
         return
     share = nulls / (count + nulls) if count + nulls else 0.0
     if share >= 0.05:
@@ -226,7 +239,9 @@ def column_facts(p: Profile, rows: int, sample: list[list[Any]]) -> Iterable[Fac
         top = _top(s, 1)
         yield Fact("constant", name, {"value": top[0]["value"] if top else s.get("min")}, 0.35)
     elif p.role == "identifier":
-        yield Fact("identifier", name, {"distinct": min(p.distinct, count), "count": count}, 0.2)
+        distinct = min(p.distinct, count)
+        numbers = {"distinct": distinct, "count": count, "unique": distinct >= 0.95 * count}
+        yield Fact("identifier", name, numbers, 0.2)
     elif p.role == "category":
         yield from _dominant(p, count)
     elif p.role == "measure":
@@ -237,10 +252,11 @@ def column_facts(p: Profile, rows: int, sample: list[list[Any]]) -> Iterable[Fac
 
 
 def _dominant(p: Profile, count: int) -> Iterable[Fact]:
-    top = _top(p.stats, 1)
+    top = _top(p.stats, 2)
     if top and count:
         share = top[0]["count"] / count
-        if share >= 0.5:
+        runner_up = top[1]["count"] if len(top) > 1 else 0
+        if share > 0.5 and top[0]["count"] > runner_up:
             numbers = {"value": top[0]["value"], "share": _round(share), "count": top[0]["count"]}
             yield Fact("dominant", (p.name,), numbers, 0.35 + 0.4 * share)
 
@@ -277,6 +293,8 @@ def _outliers(p: Profile, sample: list[list[Any]]) -> Iterable[Fact]:
         "max": high,
         "low_fence": _round(fences[0], 6),
         "high_fence": _round(fences[1], 6),
+        "below": low < fences[0],  # decided on the exact fences, not the rounded ones shown
+        "above": high > fences[1],
         "sample_share_beyond": _round(beyond / len(values)) if values else None,
     }
     yield Fact("outliers", (p.name,), numbers, 0.6)
@@ -297,14 +315,15 @@ def pair_facts(columns: Sequence[Profile], sample: list[list[Any]]) -> list[Fact
     measures = [c for c in columns if c.role == "measure"][:PAIR_COLUMNS]
     categories = [c for c in columns if c.role == "category"][:PAIR_COLUMNS]
     out = []
-    n = len(sample)
     for a, b in combinations(measures, 2):
         r = association.pearson(sample, a.position, b.position)
         if r is not None and abs(r) >= 0.5:
+            n = association.pairs_present(sample, a.position, b.position)
             out.append(Fact("correlation", (a.name, b.name), {"r": _round(r), "sample": n}, abs(r)))
     for a, b in combinations(categories, 2):
         v = association.cramers_v(sample, a.position, b.position)
         if v is not None and v >= 0.5:
+            n = association.pairs_present(sample, a.position, b.position)
             numbers = {"cramers_v": _round(v), "sample": n}
             out.append(Fact("association", (a.name, b.name), numbers, 0.7 * v))
     for c in categories:
@@ -326,7 +345,7 @@ def _differs_by(c: Profile, m: Profile, eta: float, sample: list[list[Any]]) -> 
         "eta": _round(eta),
         "highest": {"value": high_key, "mean": _round(high, 6), "sample_rows": high_n},
         "lowest": {"value": low_key, "mean": _round(low, 6), "sample_rows": low_n},
-        "sample": len(sample),
+        "sample": sum(len(v) for v in groups.values()),
     }
     return Fact("differs_by", (m.name, c.name), numbers, 0.3 + 0.6 * eta)
 
@@ -359,17 +378,30 @@ def _day(text: Any) -> date | None:
         return None
 
 
-def _name(name: str) -> str:
-    return name if len(name) <= NAME_MAX else name[: NAME_MAX - 1] + "…"
+def short_name(name: str) -> str:
+    """A column name as the profile shows it: at most NAME_MAX characters (see ``_cut``)."""
+    return _cut(name, NAME_MAX)
 
 
 def _short(value: Any, limit: int) -> Any:
-    """A value for the profile: texts cut to ``limit`` characters, anything else as it is."""
+    """A value for the profile: texts cut (see ``_cut``), anything else as it is."""
     if isinstance(value, str):
-        return value if len(value) <= limit else value[: limit - 1] + "…"
+        return _cut(value, limit)
     if isinstance(value, dict):
         return {k: _short(v, limit) for k, v in value.items()}
     return value
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters and twice that in bytes of JSON, an ellipsis marking a cut:
+    a control character takes six bytes in JSON and an emoji four, so a character count alone
+    would not hold the budget."""
+    if len(text) <= limit and len(orjson.dumps(text)) <= 2 * limit + 2:
+        return text
+    cut = text[: limit - 1]
+    while len(orjson.dumps(cut)) > 2 * limit - 1:  # the ellipsis takes 3 bytes
+        cut = cut[: max(0, len(cut) - max(1, len(cut) // 8))]
+    return cut + "…"
 
 
 def _round(value: Any, digits: int = 4) -> Any:

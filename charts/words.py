@@ -17,10 +17,15 @@ def title(name: str) -> str:
 
 
 def number(value: Any) -> str:
-    """A number as people read it: thousands separated, four significant digits."""
-    if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    """A number as people read it: ``0.1235``, ``12.35``, ``12,346``, ``1.235e+18``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "n/a" if value is None else str(value)
+    size = abs(value)
+    if size >= 1e15:  # past what digits say better than an exponent
+        return f"{value:.4g}"
+    if isinstance(value, int) or size >= 1e4:
+        return f"{round(value):,}"
+    return f"{value:,.4g}"
 
 
 def value(item: Any) -> str:

@@ -115,8 +115,9 @@ def only(query: Mapping[str, str], allowed: Sequence[str]) -> None:
     """Reject any parameter but ``allowed`` (for routes that take no filters at all)."""
     for name in query:
         if name not in allowed:
+            takes = ", ".join(allowed) if allowed else "no parameters"
             raise BadRequest(
-                f"unknown parameter {name!r}; this route takes {', '.join(allowed)}",
+                f"unknown parameter {name!r}; this route takes {takes}",
                 code="bad_parameter",
                 parameter=name,
             )

@@ -138,6 +138,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("GROQ_MODEL", "openai/gpt-oss-20b", "Groq model for insights and chat."),
     Setting(
+        "LLM_MAX",
+        "2",
+        "Most LLM calls at once (insights not cached yet, chats); past it 429. Keep it below "
+        "THREADS: each call holds a thread while it waits.",
+        _positive_int,
+    ),
+    Setting(
         "GROQ_TIMEOUT",
         "30",
         "Seconds to wait for Groq to answer (5 to connect); past it, a retry or a 504.",

@@ -510,7 +510,7 @@ def test_an_empty_export_still_closes_its_files(client: httpx.Client, rillet: Ri
     for fmt in ("ndjson", "csv"):
         response = client.get(f"/datasets/{dataset_id}/export", params={"format": fmt})
         assert response.status_code == 200
-    assert rillet.open_streams == 0
+    assert rillet.streams.taken == 0
 
 
 def test_non_ascii_names_and_columns_arrive_as_utf8(client: httpx.Client, rillet: Rillet) -> None:
@@ -689,7 +689,7 @@ def test_streams_past_streams_max_get_429_and_free_their_slot_when_done(
     client: httpx.Client, rillet: Rillet
 ) -> None:
     dataset = upload(client, rillet, "a,b\n1,2\n")
-    held = [rillet.open_stream() for _ in range(rillet.settings.streams_max)]
+    held = [rillet.streams.take() for _ in range(rillet.settings.streams_max)]
     response = client.get(f"/datasets/{dataset}/export")
     body = assert_error(response, 429, "too_many_streams")
     assert response.headers["Retry-After"] == "5" and body["retry_after"] == 5
@@ -698,4 +698,4 @@ def test_streams_past_streams_max_get_429_and_free_their_slot_when_done(
     held[0]()  # ending a stream twice frees one slot, not two
     held[0]()
     assert client.get(f"/datasets/{dataset}/export").text == "a,b\r\n1,2\r\n"
-    assert rillet.open_streams == len(held) - 1  # the export's slot was freed when it ended
+    assert rillet.streams.taken == len(held) - 1  # the export's slot was freed when it ended
