@@ -290,15 +290,9 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
             selection = parse_filters(query, dataset.meta["columns"])
             if not_modified := _not_modified(dataset_id):
                 return not_modified
+            matched, stored = scan.statistics_json(dataset, selection, wanted)
             if selection.active:
-                matched, columns = scan.statistics(dataset, selection)
-                stored = orjson.dumps(columns)
                 release_memory()
-            else:  # computed at sync time: spliced in as stored, not even decoded
-                matched, stored = dataset.rows, dataset.stats_bytes()
-            if wanted is not None:
-                every = orjson.loads(stored)
-                stored = orjson.dumps({name: every[name] for name in wanted})
             head = {"dataset": dataset_id, "rows_matched": matched}
             return raw_json(orjson.dumps(head)[:-1] + b',"columns":' + stored + b"}")
 

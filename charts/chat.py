@@ -276,13 +276,8 @@ def _groupby(dataset: Dataset, query: dict[str, str], settings: Settings) -> dic
 def _stats(dataset: Dataset, query: dict[str, str], settings: Settings) -> dict[str, Any]:
     wanted = params.columns(query, dataset.names)
     selection = parse_filters(query, dataset.meta["columns"])
-    if selection.active:
-        matched, columns = scan.statistics(dataset, selection)
-    else:
-        matched, columns = dataset.rows, orjson.loads(dataset.stats_bytes())
-    if wanted is not None:
-        columns = {name: columns[name] for name in wanted}
-    return {"rows_matched": matched, "columns": columns}
+    matched, stored = scan.statistics_json(dataset, selection, wanted)
+    return {"rows_matched": matched, "columns": orjson.loads(stored)}
 
 
 def _rows(dataset: Dataset, query: dict[str, str], settings: Settings) -> dict[str, Any]:

@@ -157,6 +157,21 @@ def statistics(dataset: Dataset, query: Query) -> tuple[int, dict[str, Any]]:
     return matched, {c["name"]: s.result() for c, s in zip(columns, stats)}
 
 
+def statistics_json(dataset: Dataset, query: Query, wanted: list[str] | None) -> tuple[int, bytes]:
+    """The matching rows' number and ``{NAME: STATS}`` as JSON, for the ``wanted`` columns (all
+    when None). Without filters, the statistics computed at sync, as stored: not even decoded
+    unless columns are picked."""
+    if query.active:
+        matched, columns = statistics(dataset, query)
+        stored = orjson.dumps(columns)
+    else:
+        matched, stored = dataset.rows, dataset.stats_bytes()
+    if wanted is not None:
+        every = orjson.loads(stored)
+        stored = orjson.dumps({name: every[name] for name in wanted})
+    return matched, stored
+
+
 # --- cursors --------------------------------------------------------------------------------
 
 
