@@ -48,7 +48,6 @@ from streaming.errors import BadRequest, InvalidCSV
 from streaming.index import RowWriter
 from streaming.sketches import Reservoir
 from streaming.stats import ColumnStats
-from streaming.upload import bom_encoding
 
 BATCH_ROWS = 2048
 BATCH_BYTES = 4 << 20  # smaller batches when rows are wide, so memory stays bounded
@@ -66,6 +65,15 @@ STATS_FILE = "stats.json"
 SAMPLE_FILE = "sample.ndjson"
 
 Progress = Callable[[int, int], None]  # (bytes read, rows written)
+
+# Longest first: the UTF-32 little-endian mark begins with UTF-16's.
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +93,14 @@ def resolve_encoding(name: str | None) -> str:
         return codecs.lookup(name or "utf-8").name
     except LookupError:
         raise BadRequest(f"unknown encoding {name!r}", code="bad_encoding") from None
+
+
+def bom_encoding(head: bytes) -> str | None:
+    """The encoding a byte-order mark at the start of ``head`` announces, if any."""
+    for mark, name in BOMS:
+        if head.startswith(mark):
+            return name
+    return None
 
 
 def _announced_encoding(source: Path) -> str | None:

@@ -20,7 +20,6 @@ Any error, the client's or the connection's, removes ``dest`` before it propagat
 from __future__ import annotations
 
 import builtins
-import codecs
 import contextlib
 import hashlib
 import re
@@ -30,19 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from streaming.convert import bom_encoding
 from streaming.errors import BadRequest, InvalidCSV, PayloadTooLarge, UnsupportedMediaType
 
 RAW_TYPES = ("text/csv", "application/csv", "text/plain")
 ACCEPTED = "text/csv, application/csv, text/plain, or multipart/form-data with a part named 'file'"
 HEAD_BYTES = 65536
-# Longest first: the UTF-32 little-endian mark begins with UTF-16's.
-BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32"),
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 # Room in a multipart body for boundaries, part headers and small form fields beside the file.
 MULTIPART_ALLOWANCE = 2**20
 MAX_HEADER_BLOCK = 16 * 1024
@@ -107,14 +99,6 @@ def spool_upload(
         dest.unlink(missing_ok=True)
         raise
     return Spooled(filename, sink.size, sink.sha256.hexdigest(), bytes(sink.head))
-
-
-def bom_encoding(head: bytes) -> str | None:
-    """The encoding a byte-order mark at the start of ``head`` announces, if any."""
-    for mark, name in BOMS:
-        if head.startswith(mark):
-            return name
-    return None
 
 
 class _Sink:
