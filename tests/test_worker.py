@@ -51,18 +51,21 @@ def queue_upload(client: httpx.Client, data: bytes) -> tuple[str, str]:
     return body["dataset"]["id"], body["job"]["id"]
 
 
-def syncing(rillet: Rillet, job_id: str) -> bool:
+def syncing(rillet: Rillet, job_id: str, past: float = 0.0) -> bool:
+    """Whether the job is running with rows written, past ``past`` of its file."""
     job = rillet.jobs.get(job_id)
-    return job["status"] == "running" and job["progress"]["rows"] > 0
+    progress = job["progress"]
+    return job["status"] == "running" and progress["rows"] > 0 and progress["fraction"] >= past
 
 
+@pytest.mark.parametrize("past", [0.0, 0.4, 0.75], ids=["start", "middle", "late"])
 def test_sigkill_mid_sync_leaves_no_dataset_and_the_restart_finishes_it(
-    client: httpx.Client, rillet: Rillet, big_csv: bytes
+    client: httpx.Client, rillet: Rillet, big_csv: bytes, past: float
 ) -> None:
     dataset_id, job_id = queue_upload(client, big_csv)
     worker = start_worker(rillet.settings.data_dir)
     try:
-        wait_for(lambda: syncing(rillet, job_id))
+        wait_for(lambda: syncing(rillet, job_id, past), interval=0.01)
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(10)
     finally:
