@@ -16,6 +16,7 @@ picking the next request at random with the weights in MIX:
     filtered stats  GET /datasets/ID/stats?carrier=C                      (a scan)
     groupby         GET /datasets/ID/groupby?by=carrier&agg=count,mean:price   (a scan)
     probe           GET /datasets/ID, GET /datasets or /fetch-data?metadata_only=true
+    insights        GET /datasets/ID/insights (no LLM: from the statistics and the sample)
     health          GET /health
 
 Beside them one uploader thread sends exactly two small CSVs (5,000 rows, a raw ``text/csv``
@@ -60,6 +61,7 @@ MIX = {  # weights: mostly cheap reads, as a dashboard sends, with a scan now an
     "filtered stats": 4,
     "groupby": 4,
     "probe": 15,
+    "insights": 4,
     "health": 10,
 }
 KINDS = [*MIX, "next page", "upload", "job"]
@@ -115,6 +117,7 @@ def random_url(rng: random.Random, kind: str, dataset_id: str, rows: int) -> str
         "stats": f"{base}/stats",
         "filtered stats": f"{base}/stats?carrier={carrier}",
         "groupby": f"{base}/groupby?{GROUPBY}",
+        "insights": f"{base}/insights",
         "health": "/health",
     }[kind]
 
