@@ -48,6 +48,7 @@ from streaming.errors import BadRequest, InvalidCSV
 from streaming.index import RowWriter
 from streaming.sketches import Reservoir
 from streaming.stats import ColumnStats
+from streaming.tally import PARALLEL_BYTES, Tally, open_tally
 
 BATCH_ROWS = 2048
 BATCH_BYTES = 4 << 20  # smaller batches when rows are wide, so memory stays bounded
@@ -120,8 +121,12 @@ def convert_csv(
     progress: Progress | None = None,
     field_limit: int = FIELD_LIMIT,
     seed: int = 0,
+    parallel: bool | None = None,
 ) -> Conversion:
     """Convert ``source`` into ``out_dir`` (which must exist); raises InvalidCSV.
+
+    ``parallel`` keeps the column statistics in a second process (``streaming.tally``); by
+    default it does for files of PARALLEL_BYTES or more.
 
     >>> convert_csv(Path("flights.csv"), Path("out"))  # doctest: +SKIP
     Conversion(rows=1000000, columns=[{'name': 'carrier', 'type': 'string', ...}, ...], ...)
@@ -132,16 +137,25 @@ def convert_csv(
             f"delimiter must be a single character, not {delimiter!r}", code="bad_parameter"
         )
     csv.field_size_limit(field_limit)
+    if parallel is None:
+        parallel = source.stat().st_size >= PARALLEL_BYTES
     hints: dict[int, str] = {}
     restarts = 0
     with _collector_paused():
         while True:
             try:
-                run = _Run(source, out_dir, delimiter, codec, hints, progress, seed)
+                run = _Run(source, out_dir, delimiter, codec, hints, progress, seed, parallel)
                 return run.convert(restarts)
             except _Widen as widen:
                 hints = widen.hints
                 restarts += 1
+
+
+@dataclass
+class _Seen:
+    """What the typing of a column remembers: its first value (None until one is seen)."""
+
+    first: Any = None
 
 
 class _Widen(Exception):
@@ -176,8 +190,10 @@ class _Run:
         hints: dict[int, str],
         progress: Progress | None,
         seed: int,
+        parallel: bool = False,
     ) -> None:
         self.source = source
+        self.parallel = parallel
         self.out_dir = out_dir
         self.delimiter = delimiter
         self.codec = codec
@@ -232,9 +248,10 @@ class _Run:
     def _body(self, reader: Any, raw: Any, names: list[str]) -> list[dict[str, Any]]:
         width = len(names)
         kinds: list[str | None] = [self.hints.get(i) for i in range(width)]
-        stats: list[ColumnStats | None] = [None] * width
+        seen = [_Seen() for _ in range(width)]
         writer = RowWriter(self.out_dir / ROWS_FILE, self.out_dir / INDEX_FILE)
         sample = Reservoir(SAMPLE_ROWS, seed=self.seed, keep=_compact)
+        tally = open_tally(self.parallel)
         records_before = self.header_records  # records read so far, the header included
         batch_rows = BATCH_ROWS
         try:
@@ -243,7 +260,8 @@ class _Run:
                 records_before += len(batch)
                 if rows:
                     typed = [
-                        self._column(j, column, kinds, stats) for j, column in enumerate(zip(*rows))
+                        self._column(j, column, kinds, seen, tally)
+                        for j, column in enumerate(zip(*rows))
                     ]
                     rows_typed = zip(*typed)
                     while lines := list(map(orjson.dumps, islice(rows_typed, WRITE_ROWS))):
@@ -253,7 +271,9 @@ class _Run:
                 batch_rows = _next_batch_rows(position, records_before)
                 if self.progress is not None:
                     self.progress(position, writer.rows)
+            found = tally.results()
         except BaseException:
+            tally.abort()
             writer.abort()
             raise
         writer.close()
@@ -261,38 +281,33 @@ class _Run:
         _write(self.out_dir / SAMPLE_FILE, b"".join(line + b"\n" for line in sample.items))
         columns, results = [], {}
         for j, name in enumerate(names):
-            column_stats = stats[j] or ColumnStats(kinds[j] or "null")
-            results[name] = column_stats.result()
-            columns.append({"name": name, "type": column_stats.kind, "nulls": column_stats.nulls})
+            result = found.get(j) or ColumnStats(kinds[j] or "null").result()
+            results[name] = result
+            columns.append({"name": name, "type": result["type"], "nulls": result["nulls"]})
         _write(self.out_dir / STATS_FILE, orjson.dumps(results))
         return columns
 
     def _column(
-        self,
-        j: int,
-        raw: Sequence[str],
-        kinds: list[str | None],
-        stats: list[ColumnStats | None],
+        self, j: int, raw: Sequence[str], kinds: list[str | None], seen: list[_Seen], tally: Tally
     ) -> list[Any]:
         """Type column j of a batch, widening its type if it must; feed its statistics."""
         kind = kinds[j] or coerce.infer(raw)
-        column_stats = stats[j]
-        if column_stats is None:
-            column_stats = stats[j] = ColumnStats(kind)
+        column = seen[j]
         try:
             values, present = coerce.convert(kind, raw)
-            if kind == "datetime" and present and column_stats.count:
-                _same_offset_style(present[0], column_stats.low)
+            if kind == "datetime" and present:
+                _same_offset_style(present[0], column.first)
         except coerce.Mismatch:
             kind = coerce.join(kind, coerce.infer(raw))
-            if column_stats.count:  # typed values of the old type are written: start over
+            if column.first is not None:  # typed values of the old type are written: start over
                 hints = {i: k for i, k in enumerate(kinds) if k is not None}
-                hints[j] = kind if kind != column_stats.kind else "string"
+                hints[j] = kind if kind != kinds[j] else "string"
                 raise _Widen(hints) from None
-            column_stats = stats[j] = ColumnStats(kind, nulls=column_stats.nulls)
             values, present = coerce.convert(kind, raw)
         kinds[j] = kind
-        column_stats.update(present, len(raw) - len(present))
+        if column.first is None and present:
+            column.first = present[0]
+        tally.update(j, kind, present, len(raw) - len(present))
         return values
 
     def _rectangular(

@@ -37,6 +37,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         API_KEYS=f"{READ_KEY}:read,{WRITE_KEY}:write",
         MAX_UPLOAD_MB="2",
         RATE_LIMIT="0",
+        # The hang-up test drops ten exports back to back, faster than the server notices
+        # each: past STREAMS_MAX the next would get a 429 (test_app tests that cap).
+        STREAMS_MAX="32",
     )
     try:
         yield running
@@ -386,21 +389,20 @@ def big_dataset(shared: RunningServer) -> str:
 
 def _hang_up(server: RunningServer, target: str, *, read_first: bool) -> None:
     """Ask for ``target`` and drop the connection: after its first bytes, or before any."""
-    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # A small receive window, so the server is still writing when the client leaves.
-    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.settimeout(10)
-    raw.connect(address(server))
-    raw.sendall(get_request(target))
-    if read_first:
-        received = b""
-        while b"\r\n\r\n" not in received:
-            received += raw.recv(1024)
-        assert received.startswith(b"HTTP/1.1 200 "), received[:200]
-    else:
-        # Linger 0: close sends a RST at once, while the server is still working on the answer.
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    raw.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as raw:  # closed on a failure too
+        # A small receive window, so the server is still writing when the client leaves.
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.settimeout(10)
+        raw.connect(address(server))
+        raw.sendall(get_request(target))
+        if read_first:
+            received = b""
+            while b"\r\n\r\n" not in received:
+                received += raw.recv(1024)
+            assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+        else:
+            # Linger 0: close sends a RST at once, while the server still works on the answer.
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def _open_fds(pid: int) -> int:

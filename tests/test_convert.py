@@ -537,3 +537,65 @@ def test_an_integer_a_float_would_round_keeps_a_decimal_column_a_string(tmp_path
     conversion, rows = convert(tmp_path, "x\n1.5\n12345678901234567\n")
     assert types(conversion) == ["string"]
     assert rows == [["1.5"], ["12345678901234567"]]
+
+
+# --- Statistics in a second process -----------------------------------------------------------
+
+
+def _awkward_table(rows: int) -> str:
+    """Columns that widen late (a restart), stay null for a while, and hold many values."""
+    out = ["id,amount,late,nully,word,when"]
+    for i in range(rows):
+        late = "x" if i == rows - 3 else str(i % 50)  # integer until near the end: a restart
+        nully = "" if i < 3000 else f"{i / 7:.3f}"  # typed after 3,000 nulls, no restart
+        out.append(f"{i},{i % 997}.5,{late},{nully},w{i % 5000},2024-01-{1 + i % 28:02d}T10:00:00Z")
+    return "\n".join(out) + "\n"
+
+
+def test_statistics_in_a_second_process_are_the_same(tmp_path: Path) -> None:
+    text = _awkward_table(12_000)
+    outputs = {}
+    for parallel in (False, True):
+        directory = tmp_path / str(parallel)
+        directory.mkdir()
+        conversion, rows = convert(directory, text, parallel=parallel)
+        stats = (directory / "out" / STATS_FILE).read_bytes()
+        outputs[parallel] = (conversion, rows, stats)
+    assert outputs[True] == outputs[False]
+    conversion = outputs[True][0]
+    assert conversion.restarts == 1 and types(conversion)[2:4] == ["string", "number"]
+    assert orjson.loads(outputs[True][2])["word"]["distinct_exact"] is False  # sketched
+
+
+def _no_child_left() -> bool:
+    """No child process, running or a zombie, is left to this one."""
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_a_failing_sync_leaves_no_statistics_process_behind(tmp_path: Path) -> None:
+    text = _awkward_table(6000) + "1,2,3,4,5,6,7\n"  # a ragged row at the very end
+    with pytest.raises(InvalidCSV):
+        convert(tmp_path, text, parallel=True)
+    assert _no_child_left()
+
+
+def test_a_statistics_process_that_dies_fails_the_sync_clearly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streaming import tally
+
+    def die(self, column, kind, values, nulls):  # runs in the child, copied by the fork
+        os._exit(3)
+
+    monkeypatch.setattr(tally.Tally, "update", die)
+    with pytest.raises(tally.TallyFailed, match="statistics process"):
+        convert(tmp_path, _awkward_table(20_000), parallel=True)
+    assert _no_child_left()
+    fds = len(os.listdir("/proc/self/fd"))
+    monkeypatch.undo()
+    convert(tmp_path, _awkward_table(2000), parallel=True)
+    assert len(os.listdir("/proc/self/fd")) == fds  # its pipes were closed

@@ -29,6 +29,14 @@ def big_csv(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+@pytest.fixture(scope="module")
+def huge_csv(big_csv: bytes) -> bytes:
+    """Three times big_csv's rows (ids repeat): a sync of some seconds, so progress reports
+    (every half second) reach the points where the kill test strikes."""
+    header, _, body = big_csv.partition(b"\n")
+    return header + b"\n" + body * 3
+
+
 def start_worker(data_dir: Path, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "sync_worker.py")],
@@ -58,11 +66,11 @@ def syncing(rillet: Rillet, job_id: str, past: float = 0.0) -> bool:
     return job["status"] == "running" and progress["rows"] > 0 and progress["fraction"] >= past
 
 
-@pytest.mark.parametrize("past", [0.0, 0.4, 0.75], ids=["start", "middle", "late"])
+@pytest.mark.parametrize("past", [0.0, 0.35, 0.65], ids=["start", "middle", "late"])
 def test_sigkill_mid_sync_leaves_no_dataset_and_the_restart_finishes_it(
-    client: httpx.Client, rillet: Rillet, big_csv: bytes, past: float
+    client: httpx.Client, rillet: Rillet, huge_csv: bytes, past: float
 ) -> None:
-    dataset_id, job_id = queue_upload(client, big_csv)
+    dataset_id, job_id = queue_upload(client, huge_csv)
     worker = start_worker(rillet.settings.data_dir)
     try:
         wait_for(lambda: syncing(rillet, job_id, past), interval=0.01)
@@ -83,7 +91,7 @@ def test_sigkill_mid_sync_leaves_no_dataset_and_the_restart_finishes_it(
     job = rillet.jobs.get(job_id)
     assert job["status"] == "done", log
     assert job["attempts"] == 2
-    assert client.get(f"/datasets/{dataset_id}").json()["rows"] == ROWS
+    assert client.get(f"/datasets/{dataset_id}").json()["rows"] == 3 * ROWS
     assert os.listdir(rillet.store.tmp) == []
     assert client.get("/health").json()["jobs"] == {"queued": 0, "running": 0}
 
