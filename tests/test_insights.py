@@ -10,6 +10,7 @@ import json
 import random
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -567,11 +568,10 @@ def test_reply_text_handles_escaped_astral_characters_split_in_halves() -> None:
 # --- Over HTTP, against the real waitress server --------------------------------------------
 
 
-@pytest.mark.integration
-def test_insights_and_a_streamed_chat_over_the_real_server(tmp_path: Path) -> None:
-    """Deltas reach the client while the model is still writing (the fake holds its last piece
-    until the test has read the first delta), and accents in a column's path work."""
-    gate = threading.Event()
+@contextmanager
+def served_with_llm(tmp_path: Path, **env: str) -> Iterator[tuple[FakeGroq, httpx.Client]]:
+    """The real server, its LLM a FakeGroq; a client with a write key. On the way out the
+    server is stopped and its output checked: no key, no traceback."""
     with FakeGroq(lambda request: GOOD_INSIGHTS) as groq:
         running = start_server(
             tmp_path / "data",
@@ -579,41 +579,51 @@ def test_insights_and_a_streamed_chat_over_the_real_server(tmp_path: Path) -> No
             RATE_LIMIT="0",
             GROQ_API_KEY="gsk_secret_test_key",
             GROQ_BASE_URL=groq.base_url,
+            **env,
         )
         try:
             with httpx.Client(base_url=running.base_url, headers={"X-API-Key": WRITE_KEY}) as http:
-                assert http.get("/health").json()["llm_client_loaded"] is False
-                created = http.post(
-                    "/datasets",
-                    files={"file": ("p.csv", "prix €,n\n1.5,1\n2.5,2\n".encode(), "text/csv")},
-                ).json()
-                dataset = created["dataset"]["id"]
-                wait_for(
-                    lambda: http.get(f"/jobs/{created['job']['id']}").json()["status"] == "done"
-                )
-                column = http.get(f"/datasets/{dataset}/columns/prix €/insights")
-                assert column.status_code == 200 and column.json()["column"] == "prix €"
-                content = chat_reply("Prices are 1.5 and 2.5.")
-                pieces = [content[:14], content[14:20], content[20:]]
-                groq.script(Reply(content=content, pieces=pieces, gate=gate))
-                with http.stream(
-                    "POST",
-                    f"/datasets/{dataset}/chat",
-                    json={"message": "prices?"},
-                    headers={"Accept": "text/event-stream"},
-                ) as response:
-                    lines = response.iter_lines()
-                    first = next(line for line in lines if line.startswith("data:"))
-                    assert orjson.loads(first[5:]) == {"text": "Pric"}
-                    gate.set()  # only now may the model "finish"
-                    rest = "\n".join(lines)
-                assert '"reply":"Prices are 1.5 and 2.5."' in rest
-                assert http.get("/health").json()["llm_client_loaded"] is True
+                yield groq, http
         finally:
-            gate.set()
             output = stop(running.process)
     assert "gsk_secret_test_key" not in output
     assert "Traceback" not in output
+
+
+def synced_over_http(http: httpx.Client, name: str, body: bytes) -> str:
+    created = http.post("/datasets", files={"file": (name, body, "text/csv")}).json()
+    wait_for(lambda: http.get(created["job"]["url"]).json()["status"] == "done")
+    dataset: str = created["dataset"]["id"]
+    return dataset
+
+
+@pytest.mark.integration
+def test_insights_and_a_streamed_chat_over_the_real_server(tmp_path: Path) -> None:
+    """Deltas reach the client while the model is still writing (the fake holds its last piece
+    until the test has read the first delta), and accents in a column's path work."""
+    gate = threading.Event()
+    try:
+        with served_with_llm(tmp_path) as (groq, http):
+            assert http.get("/health").json()["llm_client_loaded"] is False
+            dataset = synced_over_http(http, "p.csv", "prix €,n\n1.5,1\n2.5,2\n".encode())
+            column = http.get(f"/datasets/{dataset}/columns/prix €/insights")
+            assert column.status_code == 200 and column.json()["column"] == "prix €"
+            content = chat_reply("Prices are 1.5 and 2.5.")
+            pieces = [content[:14], content[14:20], content[20:]]
+            groq.script(Reply(content=content, pieces=pieces, gate=gate))
+            sse = {"Accept": "text/event-stream"}
+            with http.stream(
+                "POST", f"/datasets/{dataset}/chat", json={"message": "prices?"}, headers=sse
+            ) as response:
+                lines = response.iter_lines()
+                first = next(line for line in lines if line.startswith("data:"))
+                assert orjson.loads(first[5:]) == {"text": "Pric"}
+                gate.set()  # only now may the model "finish"
+                rest = "\n".join(lines)
+            assert '"reply":"Prices are 1.5 and 2.5."' in rest
+            assert http.get("/health").json()["llm_client_loaded"] is True
+    finally:
+        gate.set()
 
 
 @pytest.mark.integration
@@ -622,42 +632,27 @@ def test_a_held_stream_leaves_threads_for_everyone_else(tmp_path: Path) -> None:
     stream slot: another stream gets 429 at once and /health still answers; when the chat ends,
     streams are served again."""
     gate = threading.Event()
-    with FakeGroq(lambda request: GOOD_INSIGHTS) as groq:
-        running = start_server(
-            tmp_path / "data",
-            API_KEYS=f"{WRITE_KEY}:write",
-            RATE_LIMIT="0",
-            STREAMS_MAX="1",
-            THREADS="2",
-            GROQ_API_KEY="gsk_secret_test_key",
-            GROQ_BASE_URL=groq.base_url,
-        )
-        try:
-            with httpx.Client(base_url=running.base_url, headers={"X-API-Key": WRITE_KEY}) as http:
-                created = http.post("/datasets", files={"file": ("t.csv", b"a\n1\n")}).json()
-                dataset = created["dataset"]["id"]
-                wait_for(
-                    lambda: http.get(f"/jobs/{created['job']['id']}").json()["status"] == "done"
-                )
-                content = chat_reply("held open")
-                groq.script(Reply(content=content, pieces=[content[:12], content[12:]], gate=gate))
-                sse = {"Accept": "text/event-stream"}
-                with http.stream(
-                    "POST", f"/datasets/{dataset}/chat", json={"message": "?"}, headers=sse
-                ) as held:
-                    lines = held.iter_lines()
-                    next(line for line in lines if line.startswith("data:"))
-                    refused = http.get(f"/datasets/{dataset}/export")
-                    assert refused.status_code == 429
-                    assert refused.json()["error"]["code"] == "too_many_streams"
-                    assert http.get("/health").json()["open_streams"] == 1
-                    gate.set()
-                    assert "event: done" in "\n".join(lines)
-                wait_for(lambda: http.get("/health").json()["open_streams"] == 0)
-                assert http.get(f"/datasets/{dataset}/export").status_code == 200
-        finally:
-            gate.set()
-            stop(running.process)
+    try:
+        with served_with_llm(tmp_path, STREAMS_MAX="1", THREADS="2") as (groq, http):
+            dataset = synced_over_http(http, "t.csv", b"a\n1\n")
+            content = chat_reply("held open")
+            groq.script(Reply(content=content, pieces=[content[:12], content[12:]], gate=gate))
+            sse = {"Accept": "text/event-stream"}
+            with http.stream(
+                "POST", f"/datasets/{dataset}/chat", json={"message": "?"}, headers=sse
+            ) as held:
+                lines = held.iter_lines()
+                next(line for line in lines if line.startswith("data:"))
+                refused = http.get(f"/datasets/{dataset}/export")
+                assert refused.status_code == 429
+                assert refused.json()["error"]["code"] == "too_many_streams"
+                assert http.get("/health").json()["open_streams"] == 1
+                gate.set()
+                assert "event: done" in "\n".join(lines)
+            wait_for(lambda: http.get("/health").json()["open_streams"] == 0)
+            assert http.get(f"/datasets/{dataset}/export").status_code == 200
+    finally:
+        gate.set()
 
 
 # --- Edges found in review --------------------------------------------------------------------
