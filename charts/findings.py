@@ -212,15 +212,34 @@ def _summary(p: Profile, rows: int) -> dict[str, Any]:
     return {"title": f"{title(c)}: {kind}, {p.role}", "detail": detail, "columns": [c]}
 
 
+ROLE_NOUNS = {  # a column's role (charts.recommend.profile) as a noun: singular, plural
+    "measure": ("measure", "measures"),
+    "category": ("category", "categories"),
+    "time": ("date column", "date columns"),
+    "identifier": ("identifier", "identifiers"),
+    "text": ("text column", "text columns"),
+    "constant": ("constant column", "constant columns"),
+    "empty": ("empty column", "empty columns"),
+}
+
+
+def _nouns(role: str) -> tuple[str, str]:
+    return ROLE_NOUNS.get(role, (f"{role} column", f"{role} columns"))
+
+
+def _counted(n: int, nouns: tuple[str, str]) -> str:
+    return f"{n} {nouns[0] if n == 1 else nouns[1]}"
+
+
 def _shape(found: Survey) -> dict[str, Any]:
     """The finding when no fact stands out: what the table holds."""
     roles: dict[str, int] = {}
     for c in found.columns:
         roles[c.role] = roles.get(c.role, 0) + 1
-    held = ", ".join(f"{n} {role}{'s' if n > 1 else ''}" for role, n in sorted(roles.items()))
+    held = ", ".join(_counted(n, _nouns(role)) for role, n in sorted(roles.items()))
     return {
         "title": f"{number(found.rows)} rows and {len(found.columns)} columns, nothing unusual",
-        "detail": f"The columns are {held}; no column is skewed, mostly missing or dominated "
-        "by one value, and no two measures are strongly related in the sample.",
+        "detail": f"The columns are {held}; none is skewed, mostly missing or dominated by one "
+        "value, and no two are strongly related in the sample.",
         "columns": [c.name for c in found.columns],
     }
