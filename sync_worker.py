@@ -151,6 +151,7 @@ def sync_job(settings: Settings, job_id: str) -> None:
             encoding=job["options"].get("encoding"),
             progress=report_progress,
             field_limit=settings.csv_field_limit_kb * 1024,
+            parallel=settings.sync_stats_process,
         )
         meta = {
             "id": dataset_id,
@@ -208,6 +209,7 @@ def convert_one(source: Path, out: Path, delimiter: str | None, encoding: str | 
         if bar.due():
             _draw(bytes_read, total, rows, time.monotonic() - started)
 
+    settings = Settings.from_env()
     try:
         conversion = convert_csv(
             source,
@@ -215,7 +217,8 @@ def convert_one(source: Path, out: Path, delimiter: str | None, encoding: str | 
             delimiter=delimiter,
             encoding=encoding,
             progress=draw_progress,
-            field_limit=Settings.from_env().csv_field_limit_kb * 1024,
+            field_limit=settings.csv_field_limit_kb * 1024,
+            parallel=settings.sync_stats_process,
         )
     except RilletError as exc:
         sys.stderr.write(f"\n{source}: {exc.message}\n")

@@ -33,6 +33,7 @@ import codecs
 import csv
 import gc
 import io
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -48,8 +49,9 @@ from streaming.errors import BadRequest, InvalidCSV
 from streaming.index import RowWriter
 from streaming.sketches import Reservoir
 from streaming.stats import ColumnStats
-from streaming.tally import PARALLEL_BYTES, Tally, open_tally
+from streaming.tally import PARALLEL_BYTES, Tally, TallyFailed, open_tally
 
+log = logging.getLogger("rillet.sync")
 BATCH_ROWS = 2048
 BATCH_BYTES = 4 << 20  # smaller batches when rows are wide, so memory stays bounded
 # orjson gives each encoded row a 4 KiB buffer, however short the row: encode and write a few
@@ -149,6 +151,11 @@ def convert_csv(
             except _Widen as widen:
                 hints = widen.hints
                 restarts += 1
+            except TallyFailed as failed:
+                # The statistics process died (killed, out of memory): the pass is done again
+                # with the statistics in this process, slower but whole.
+                log.warning("%s; converting %s again in one process", failed, source.name)
+                parallel = False
 
 
 @dataclass
@@ -249,9 +256,13 @@ class _Run:
         width = len(names)
         kinds: list[str | None] = [self.hints.get(i) for i in range(width)]
         seen = [_Seen() for _ in range(width)]
-        writer = RowWriter(self.out_dir / ROWS_FILE, self.out_dir / INDEX_FILE)
-        sample = Reservoir(SAMPLE_ROWS, seed=self.seed, keep=_compact)
         tally = open_tally(self.parallel)
+        try:
+            writer = RowWriter(self.out_dir / ROWS_FILE, self.out_dir / INDEX_FILE)
+        except BaseException:
+            tally.abort()
+            raise
+        sample = Reservoir(SAMPLE_ROWS, seed=self.seed, keep=_compact)
         records_before = self.header_records  # records read so far, the header included
         batch_rows = BATCH_ROWS
         try:
@@ -263,6 +274,7 @@ class _Run:
                         self._column(j, column, kinds, seen, tally)
                         for j, column in enumerate(zip(*rows))
                     ]
+                    tally.end_batch()
                     rows_typed = zip(*typed)
                     while lines := list(map(orjson.dumps, islice(rows_typed, WRITE_ROWS))):
                         writer.write(lines)

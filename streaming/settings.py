@@ -47,6 +47,11 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _auto_flag(text: str) -> bool | None:
+    """``auto`` (None: let the code decide), or on/off."""
+    return None if text.strip().lower() == "auto" else _flag(text)
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -98,6 +103,13 @@ SETTINGS: tuple[Setting, ...] = (
         "2",
         "How many times an interrupted sync is tried before it fails.",
         _positive_int,
+    ),
+    Setting(
+        "SYNC_STATS_PROCESS",
+        "auto",
+        "Keep a sync's column statistics in a second process, on a second CPU: auto (files of "
+        "4 MiB or more), on or off (one process: slower, about 4 MiB less memory).",
+        _auto_flag,
     ),
     Setting(
         "CSV_FIELD_LIMIT_KB",
@@ -199,5 +211,7 @@ class Settings:
         for setting in SETTINGS:
             value = self._values[setting.name]
             shown = ("(set)" if value else "(unset)") if setting.secret else str(value)
+            if value is None:
+                shown = setting.default  # "auto": the code decides
             rows.append((setting.name, shown, setting.help))
         return rows

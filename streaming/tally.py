@@ -2,23 +2,29 @@
 
 The sync reads, types and writes rows; the statistics (count, moments, and above all the
 sketches: hashing, counting, HyperLogLog, KLL) are nearly half of its work. For a file large
-enough to pay for it, ``open_tally`` forks a process that holds the ColumnStats and is fed each
-batch's typed values over a pipe, so the two halves run on two cores::
+enough to pay for it, ``open_tally`` forks a process that holds the ColumnStats and is fed
+each batch's typed values over a pipe, so the two halves run on two cores::
 
     tally = open_tally(parallel=True)
     tally.update(0, "integer", [1, 2, 3], nulls=1)
-    stats = tally.results()      # {0: STATS}; the process is gone
+    tally.end_batch()            # one frame a batch goes down the pipe
+    stats = tally.results()      # {0: STATS}; the process is reaped
 
-Values travel as ``marshal`` frames (they are ints, floats, strings and booleans: marshal is
-the fastest stdlib codec for them). The child shares the parent's memory pages until it writes
-them: measured on 1M rows, the pair peaks at 26 MiB of proportional set size (PSS, shared
-pages counted once) against 20 MiB for one process, and the sync takes 0.72 of the time.
+A batch travels as one ``marshal`` frame (its values are ints, floats, strings and booleans:
+marshal is the fastest stdlib codec for them). The child shares the parent's memory pages
+until it writes them; README's Performance section has what the pair costs.
 
-A tally that fails leaves no process behind. The child closes every descriptor but its pipes
-(it must not keep a job's lock alive), takes the default action on SIGTERM and SIGINT (it is
-no worker), exits when its input closes, which happens when the parent ends in any way, even
-killed, and is reaped by ``results`` or ``abort``. A child that dies makes the sync fail with
-TallyFailed.
+Failure leaves nothing behind and costs the sync nothing but time:
+
+- the child closes every descriptor but stdio and its pipes (it must not keep a job's lock
+  alive), and takes the default action on SIGTERM and SIGINT (it is no worker);
+- it exits, quietly, when its input ends early, which happens when the parent ends in any way,
+  even killed (an orphan is reaped by init: run the worker under one, e.g. ``docker --init``);
+- a child that dies raises TallyFailed in the parent, and ``convert_csv`` does that pass again
+  in one process; ``abort`` kills and reaps the child whenever the sync gives up.
+
+On Python 3.12+ ``os.fork`` in a process with other threads warns (DeprecationWarning): the
+sync's own process has none, but a caller with threads (a test run) would see it there.
 """
 
 from __future__ import annotations
@@ -37,10 +43,13 @@ from streaming.stats import ColumnStats
 PARALLEL_BYTES = 4 << 20  # smaller files: forking costs more than it saves
 _FRAME = struct.Struct("<I")
 _PIPE_BUFFER = 1 << 16
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+Update = tuple[int, str, list[Any], int]  # column, kind, non-null values, nulls
 
 
 class TallyFailed(RuntimeError):
-    """The statistics process died or answered nothing."""
+    """The statistics process died, or could not be started."""
 
 
 class Tally:
@@ -51,13 +60,18 @@ class Tally:
 
     def update(self, column: int, kind: str, values: Sequence[Any], nulls: int) -> None:
         """Add a batch of column ``column``'s non-null values (of ``kind``) and its nulls. A
-        new kind for a column that has no values yet starts its statistics over, nulls kept."""
+        column with no values yet may change kind: its statistics start over, nulls kept."""
         found = self.stats.get(column)
         if found is None:
             found = self.stats[column] = ColumnStats(kind)
         elif found.kind != kind:
+            if found.count:
+                raise ValueError(f"column {column} has {found.kind} values: it cannot turn {kind}")
             found = self.stats[column] = ColumnStats(kind, nulls=found.nulls)
         found.update(values, nulls)
+
+    def end_batch(self) -> None:
+        """Every column of a batch has been added (nothing to do in this process)."""
 
     def results(self) -> dict[int, dict[str, Any]]:
         """Every column's STATS (``ColumnStats.result``) by position; the tally is done."""
@@ -72,18 +86,40 @@ class ForkedTally(Tally):
 
     def __init__(self) -> None:
         super().__init__()
+        self._pending: list[Update] = []
+        self._out: BinaryIO | None = None
+        self._results: int | None = None
+        self._pid: int | None = None
         values_read, values_write = os.pipe()
         results_read, results_write = os.pipe()
-        self._pid = os.fork()
-        if self._pid == 0:  # the child: it never returns
-            _serve(values_read, results_write)
+        # No signal between the fork and the child's own handlers may run the parent's code.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            for fd in (values_read, values_write, results_read, results_write):
+                os.close(fd)
+            raise TallyFailed(f"could not start the statistics process: {exc}") from None
+        if pid == 0:
+            try:
+                _serve(values_read, results_write, blocked)
+            finally:
+                os._exit(1)  # never back into the parent's code
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        self._pid = pid
         os.close(values_read)
         os.close(results_write)
-        self._out: BinaryIO | None = os.fdopen(values_write, "wb", buffering=_PIPE_BUFFER)
+        self._out = os.fdopen(values_write, "wb", buffering=_PIPE_BUFFER)
         self._results = results_read
 
     def update(self, column: int, kind: str, values: Sequence[Any], nulls: int) -> None:
-        frame = marshal.dumps((column, kind, list(values), nulls))
+        listed = values if isinstance(values, list) else [*values]  # what marshal takes
+        self._pending.append((column, kind, listed, nulls))
+
+    def end_batch(self) -> None:
+        frame = marshal.dumps(self._pending)
+        self._pending = []
         try:
             assert self._out is not None
             self._out.write(_FRAME.pack(len(frame)))
@@ -95,42 +131,89 @@ class ForkedTally(Tally):
     def results(self) -> dict[int, dict[str, Any]]:
         """Every column's STATS by position, once the child has taken the last batch."""
         try:
-            assert self._out is not None
-            self._out.write(_FRAME.pack(0))  # the end
-            self._out.close()
-        except BrokenPipeError:
-            pass  # the child is gone: reaped below, and said so
-        self._out = None
-        with os.fdopen(self._results, "rb") as answer:
-            body = answer.read()
-        _, status = os.waitpid(self._pid, 0)
+            assert self._out is not None and self._results is not None
+            try:
+                self._out.write(_FRAME.pack(0))  # the end
+                self._out.close()
+            except BrokenPipeError:
+                pass  # the child is gone: its status says so below
+            self._out = None
+            with os.fdopen(self._results, "rb") as answer:
+                self._results = None
+                body = answer.read()
+            status = self._reap()
+        finally:
+            self.abort()  # whatever went wrong above: nothing left open or unreaped
         if status != 0 or not body:
             raise TallyFailed(f"the statistics process failed (wait status {status})")
         found: dict[int, dict[str, Any]] = marshal.loads(body)
         return found
 
     def abort(self) -> None:
-        """Stop the child now and reap it (after an error in the sync)."""
-        if self._out is None:
-            return
-        try:
-            self._out.close()
-        except BrokenPipeError:
-            pass
-        self._out = None
-        os.close(self._results)
-        try:
-            os.kill(self._pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(self._pid, 0)
+        """Close what is open, and stop and reap the child if it still is (idempotent)."""
+        if self._out is not None:
+            out, self._out = self._out, None
+            try:
+                out.close()
+            except BrokenPipeError:
+                pass
+        if self._results is not None:
+            os.close(self._results)
+            self._results = None
+        if self._pid is not None:
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._reap()
+
+    def _reap(self) -> int:
+        assert self._pid is not None
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = None
+        return status
 
 
 def open_tally(parallel: bool) -> Tally:
-    """A tally in a second process when ``parallel`` and the machine has a second core."""
-    if parallel and (os.cpu_count() or 1) > 1:
-        return ForkedTally()
+    """A tally in a second process when ``parallel`` and this process may use a second CPU;
+    in this one otherwise, or when the second process cannot be started."""
+    if parallel and len(os.sched_getaffinity(0)) > 1:
+        try:
+            return ForkedTally()
+        except TallyFailed:
+            pass
     return Tally()
+
+
+def _serve(values_read: int, results_write: int, mask: set[Any]) -> None:
+    """The child: tally every frame, answer the results, exit. Never returns."""
+    for number in _SIGNALS:
+        signal.signal(number, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    _close_others(values_read, results_write)
+    tally = Tally()
+    try:
+        with os.fdopen(values_read, "rb", buffering=_PIPE_BUFFER) as frames:
+            while True:
+                head = frames.read(_FRAME.size)
+                if len(head) < _FRAME.size:
+                    os._exit(1)  # the parent ended before the last frame: nobody to answer
+                (size,) = _FRAME.unpack(head)
+                if size == 0:
+                    break
+                body = frames.read(size)
+                if len(body) < size:
+                    os._exit(1)  # ended mid-frame, the same
+                for column, kind, values, nulls in marshal.loads(body):
+                    tally.update(column, kind, values, nulls)
+        with os.fdopen(results_write, "wb") as out:
+            out.write(marshal.dumps(tally.results()))
+    except BrokenPipeError:
+        os._exit(1)  # the parent stopped listening
+    except BaseException:
+        traceback.print_exc(file=sys.stderr)
+        os._exit(1)
+    os._exit(0)
 
 
 def _close_others(*keep: int) -> None:
@@ -147,29 +230,3 @@ def _max_fd() -> int:
         return int(os.sysconf("SC_OPEN_MAX"))
     except (ValueError, OSError):
         return 4096
-
-
-def _serve(values_read: int, results_write: int) -> None:
-    """The child: tally every frame, answer the results, exit. Never returns."""
-    status = 1
-    try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        _close_others(values_read, results_write)
-        tally = Tally()
-        with os.fdopen(values_read, "rb", buffering=_PIPE_BUFFER) as frames:
-            while head := frames.read(_FRAME.size):
-                (size,) = _FRAME.unpack(head)
-                if size == 0:
-                    break
-                column, kind, values, nulls = marshal.loads(frames.read(size))
-                tally.update(column, kind, values, nulls)
-            else:
-                os._exit(1)  # the parent went away before the end: nobody to answer
-        with os.fdopen(results_write, "wb") as out:
-            out.write(marshal.dumps(tally.results()))
-        status = 0
-    except BaseException:
-        traceback.print_exc(file=sys.stderr)
-    finally:
-        os._exit(status)
