@@ -30,6 +30,7 @@ import charts
 from charts import chat, render
 from charts.insights import AnswerCache, insights
 from charts.llm import client_for
+from charts.spec import parameters as spec_parameters
 from streaming import aggregate, pages, params, scan
 from streaming.auth import KeyRing, RateLimiter
 from streaming.convert import resolve_encoding
@@ -313,21 +314,11 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         fmt = params.output_format(query, ("json", "svg", "png"), default="json")
         with open_dataset(store, jobs, dataset_id) as dataset:
             selection = parse_filters(query, dataset.meta["columns"])
-            asked = [query.get(name) for name in ("mark", "x", "y", "color", "aggregate", "bins")]
+            asked = spec_parameters(query)
             charts.validate(dataset, selection, *asked)  # a mistake is a 400 before any 304
             if not_modified := _not_modified(dataset_id):
                 return not_modified
-            spec = charts.chart(
-                dataset,
-                selection,
-                query.get("mark"),
-                query.get("x"),
-                query.get("y"),
-                query.get("color"),
-                query.get("aggregate"),
-                query.get("bins"),
-                max_groups=settings.groupby_max,
-            )
+            spec = charts.chart(dataset, selection, *asked, max_groups=settings.groupby_max)
             release_memory()
         if fmt == "json":
             return raw_json(orjson.dumps(spec))
@@ -348,14 +339,8 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         return raw_json(orjson.dumps({"dataset": dataset_id, "charts": found}))
 
     @app.get("/datasets/<dataset_id>/insights", scope="read")
-    def dataset_insights(dataset_id: str) -> Any:
-        params.only(_query(), ())
-        with open_dataset(store, jobs, dataset_id) as dataset:
-            found = insights(dataset, settings, rillet.insights_cache, admit=rillet.llm_calls.take)
-        return raw_json(orjson.dumps(found))
-
     @app.get("/datasets/<dataset_id>/columns/<column:path>/insights", scope="read")
-    def column_insights(dataset_id: str, column: str) -> Any:
+    def dataset_insights(dataset_id: str, column: str | None = None) -> Any:
         params.only(_query(), ())
         with open_dataset(store, jobs, dataset_id) as dataset:
             found = insights(
@@ -507,7 +492,9 @@ class _Stream:
 
     def __init__(self, chunks: Iterator[bytes], resources: ExitStack) -> None:
         self._chunks = chunks
-        self._resources = resources
+        self._resources = ExitStack()  # callbacks run last in, first out:
+        self._resources.callback(release_memory)  # so this runs once the rest is let go
+        self._resources.enter_context(resources)
 
     def __iter__(self) -> Iterator[bytes]:
         try:
@@ -517,7 +504,6 @@ class _Stream:
 
     def close(self) -> None:
         self._resources.close()  # an ExitStack closes once: later calls find it empty
-        release_memory()
 
 
 def _attachment(filename: str) -> str:

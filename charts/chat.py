@@ -45,6 +45,7 @@ from streaming import aggregate, pages, params, scan
 from streaming.encode import Projection
 from streaming.errors import BadRequest, RilletError
 from streaming.filter import parse as parse_filters
+from streaming.memory import release_memory
 from streaming.read import Dataset
 from streaming.settings import Settings
 
@@ -229,6 +230,8 @@ def run(dataset: Dataset, proposed: dict[str, Any] | None, settings: Settings) -
         except Exception:  # an engine bug: the reply still stands, the query is reported
             log.exception("chat query %s failed", shown["url"])
             problem = RilletError("the query failed inside the server")
+        finally:
+            release_memory()  # a scan's garbage, handed back as the scanning routes do
     shown["error"] = problem.to_dict()["error"]
     return {"query": shown, "result": None}
 
@@ -290,7 +293,7 @@ def _rows(dataset: Dataset, query: dict[str, str], settings: Settings) -> dict[s
 
 def _chart(dataset: Dataset, query: dict[str, str], settings: Settings) -> dict[str, Any]:
     selection = parse_filters(query, dataset.meta["columns"])
-    asked = [query.get(name) for name in ("mark", "x", "y", "color", "aggregate", "bins")]
+    asked = spec.parameters(query)
     spec.validate(dataset, selection, *asked)
     found: dict[str, Any] = spec.chart(dataset, selection, *asked, max_groups=settings.groupby_max)
     return found

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from charts.columns import Column
 from charts.profile import Fact, Survey, facts_of
-from charts.recommend import Profile
 from charts.words import number, title, value, words
 
 FINDINGS_MAX = 10
@@ -187,7 +187,7 @@ SAYINGS: dict[str, Callable[[Fact, int], tuple[str, str]]] = {
 }
 
 
-def _summary(p: Profile, rows: int) -> dict[str, Any]:
+def _summary(p: Column, rows: int) -> dict[str, Any]:
     """One column in a sentence: how many values, and their range or most common ones."""
     s, c = p.stats, p.name
     count = int(s.get("count") or 0)
@@ -212,7 +212,7 @@ def _summary(p: Profile, rows: int) -> dict[str, Any]:
     return {"title": f"{title(c)}: {kind}, {p.role}", "detail": detail, "columns": [c]}
 
 
-ROLE_NOUNS = {  # a column's role (charts.recommend.profile) as a noun: singular, plural
+ROLE_NOUNS = {  # a column's role (charts.columns) as a noun: singular, plural
     "measure": ("measure", "measures"),
     "category": ("category", "categories"),
     "time": ("date column", "date columns"),

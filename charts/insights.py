@@ -25,7 +25,6 @@ share its outcome, an answer or an error.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from charts.profile import build, short_name, survey
 from streaming.errors import NotFound, RilletError
 from streaming.read import Dataset
 from streaming.settings import Settings
+from streaming.store import write_atomic
 
 PROMPT_VERSION = "insights-2"  # bump when the prompt or the profile changes
 INSIGHTS_MAX = 8
@@ -157,7 +157,7 @@ def cache_key(dataset: Dataset, model: str, column: str | None) -> str:
 
 
 class AnswerCache:
-    """LLM answers on disk, one JSON file per key, written whole (temporary file, rename)."""
+    """LLM answers on disk, one JSON file per key, each written whole."""
 
     def __init__(self, folder: Path, max_entries: int = CACHE_MAX) -> None:
         self.folder = folder
@@ -174,9 +174,7 @@ class AnswerCache:
 
     def put(self, key: str, answer: dict[str, Any]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        temporary = self.folder / f".{key}.{threading.get_ident()}.tmp"
-        temporary.write_bytes(orjson.dumps(answer))
-        os.replace(temporary, self.folder / f"{key}.json")
+        write_atomic(self.folder / f"{key}.json", orjson.dumps(answer))
         self._prune()
 
     def fetch(self, key: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:

@@ -45,10 +45,8 @@ from typing import Any
 
 import orjson
 
-from charts import association, data
-from charts.recommend import Profile
-from charts.recommend import profile as column_profile
-from streaming import filter as filters
+from charts import association
+from charts.columns import Column, columns_and_sample
 from streaming.read import Dataset
 
 BUDGET = 8192  # bytes of the profile's JSON
@@ -97,19 +95,14 @@ class Survey:
 
     name: str
     rows: int
-    columns: list[Profile]
+    columns: list[Column]
     sample: list[list[Any]]
     facts: list[Fact]
 
 
 def survey(dataset: Dataset) -> Survey:
-    """Profile every column from the statistics and find the facts, reading no rows."""
-    stats: dict[str, Any] = orjson.loads(dataset.stats_bytes())
-    columns = [
-        column_profile(c["name"], i, c["type"], stats.get(c["name"]) or {})
-        for i, c in enumerate(dataset.meta["columns"])
-    ]
-    sample, _ = data.sample(dataset, filters.parse({}, dataset.meta["columns"]))
+    """Column every column from the statistics and find the facts, reading no rows."""
+    columns, sample = columns_and_sample(dataset)
     found = [f for c in columns for f in column_facts(c, dataset.rows, sample)]
     found += pair_facts(columns, sample)
     found.sort(key=lambda f: -f.weight)
@@ -192,7 +185,7 @@ def _shed(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _column(p: Profile, sample: list[list[Any]], detail: Detail) -> dict[str, Any]:
+def _column(p: Column, sample: list[list[Any]], detail: Detail) -> dict[str, Any]:
     s = p.stats
     count, nulls = int(s.get("count") or 0), int(s.get("nulls") or 0)
     entry: dict[str, Any] = {
@@ -224,7 +217,7 @@ def _column(p: Profile, sample: list[list[Any]], detail: Detail) -> dict[str, An
 # --- Facts ------------------------------------------------------------------------------------
 
 
-def column_facts(p: Profile, rows: int, sample: list[list[Any]]) -> Iterable[Fact]:
+def column_facts(p: Column, rows: int, sample: list[list[Any]]) -> Iterable[Fact]:
     """The facts about one column that its statistics (and the sample) show."""
     s, name = p.stats, (p.name,)
     count, nulls = int(s.get("count") or 0), int(s.get("nulls") or 0)
@@ -251,7 +244,7 @@ def column_facts(p: Profile, rows: int, sample: list[list[Any]]) -> Iterable[Fac
         yield from _date_range(p)
 
 
-def _dominant(p: Profile, count: int) -> Iterable[Fact]:
+def _dominant(p: Column, count: int) -> Iterable[Fact]:
     top = _top(p.stats, 2)
     if top and count:
         share = top[0]["count"] / count
@@ -261,7 +254,7 @@ def _dominant(p: Profile, count: int) -> Iterable[Fact]:
             yield Fact("dominant", (p.name,), numbers, 0.35 + 0.4 * share)
 
 
-def _skew(p: Profile) -> Iterable[Fact]:
+def _skew(p: Column) -> Iterable[Fact]:
     s = p.stats
     q = s.get("quantiles") or {}
     low, median, high = q.get("p05"), q.get("p50"), q.get("p95")
@@ -276,7 +269,7 @@ def _skew(p: Profile) -> Iterable[Fact]:
         yield Fact("skew", (p.name,), numbers, min(0.75, 0.3 + abs(skew) / 2))
 
 
-def _outliers(p: Profile, sample: list[list[Any]]) -> Iterable[Fact]:
+def _outliers(p: Column, sample: list[list[Any]]) -> Iterable[Fact]:
     s = p.stats
     q = s.get("quantiles") or {}
     q1, q3, low, high = q.get("p25"), q.get("p75"), s.get("min"), s.get("max")
@@ -300,7 +293,7 @@ def _outliers(p: Profile, sample: list[list[Any]]) -> Iterable[Fact]:
     yield Fact("outliers", (p.name,), numbers, 0.6)
 
 
-def _date_range(p: Profile) -> Iterable[Fact]:
+def _date_range(p: Column) -> Iterable[Fact]:
     first, last = p.stats.get("min"), p.stats.get("max")
     start, end = _day(first), _day(last)
     if start is None or end is None:
@@ -310,7 +303,7 @@ def _date_range(p: Profile) -> Iterable[Fact]:
     yield Fact("date_range", (p.name,), numbers, 0.4)
 
 
-def pair_facts(columns: Sequence[Profile], sample: list[list[Any]]) -> list[Fact]:
+def pair_facts(columns: Sequence[Column], sample: list[list[Any]]) -> list[Fact]:
     """Facts about pairs of columns, measured in the sample (at most PAIR_COLUMNS of each)."""
     measures = [c for c in columns if c.role == "measure"][:PAIR_COLUMNS]
     categories = [c for c in columns if c.role == "category"][:PAIR_COLUMNS]
@@ -334,7 +327,7 @@ def pair_facts(columns: Sequence[Profile], sample: list[list[Any]]) -> list[Fact
     return out
 
 
-def _differs_by(c: Profile, m: Profile, eta: float, sample: list[list[Any]]) -> Fact:
+def _differs_by(c: Column, m: Column, eta: float, sample: list[list[Any]]) -> Fact:
     groups: dict[Any, list[float]] = {}
     for row in sample:
         if row[c.position] is not None and row[m.position] is not None:

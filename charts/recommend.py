@@ -13,18 +13,12 @@ charts finally chosen are built, by ``charts.spec.chart``; most come from the st
 sample too (a histogram, counts of a column with at most 10 values, a scatter), and a line, a
 heatmap or a bar of a measure cost one group-by scan each.
 
-Columns first get a role (after CompassQL's data-type and cardinality rules):
-
-- left out: empty or all-null; constant (one value); identifiers (an integer or text column
-  whose values are nearly all distinct, or named like ``id``/``*_id`` with mostly distinct
-  values); free text (text with more than 50 distinct values: too many for a bar);
-- measure: a numeric column with more than 12 values; category: text or boolean with 2–50
-  values, or an integer with at most 12; time: a date or datetime with at least 3 values.
-
-Then each candidate chart gets a score in [0, 1]: a base for how effective the chart type is
-for its data types (Voyager's type-to-channel ranking: time on x beats everything for a
-measure; a quantitative distribution on a position axis; nominal on position beats nominal on
-color; two quantities on x and y; a pie never: angles read worst), times factors:
+Columns first get a role from their statistics (``charts.columns``: measure, category, time,
+or left out). Then each candidate chart gets a score in [0, 1]: a base for how effective the
+chart type is for its data types (Voyager's type-to-channel ranking: time on x beats
+everything for a measure; a quantitative distribution on a position axis; nominal on position
+beats nominal on color; two quantities on x and y; a pie never: angles read worst), times
+factors:
 
 - line of a measure's mean over time: 0.80 × completeness of both (rows over time: 0.72);
 - histogram of a measure: 0.70 × completeness, +0.10 for a skewed distribution (quantiles);
@@ -43,50 +37,20 @@ charts chosen may need a scan of the rows, so the whole answer costs at most tha
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any
 
-import orjson
-
 from charts import association, data, words
+from charts.columns import CATEGORY_MAX, Column, columns_and_sample
 from charts.spec import chart
 from streaming import filter as filters
 from streaming.read import Dataset
 
-CATEGORY_MAX = 50
-SMALL_INTEGERS = 12  # an integer column with at most this many values is a category
 HEATMAP_MAX = 30
-IDENTIFIER_SHARE = 0.95
-ID_NAME = re.compile(r"(^|_|\b)(id|uuid|guid|key)$|[a-z]Id$", re.IGNORECASE)
 DEFAULT_MAX_GROUPS = 10_000
 MAX_SCANS = 3  # charts that read the rows, among those recommended (each costs a scan)
-
-
-@dataclass(frozen=True)
-class Profile:
-    """What the statistics say about one column, and the role it can play in a chart."""
-
-    name: str
-    position: int
-    kind: str
-    stats: dict[str, Any]
-    role: str  # measure, category, time, or why it is left out
-
-    @property
-    def count(self) -> int:
-        return int(self.stats.get("count") or 0)
-
-    @property
-    def distinct(self) -> int:
-        return int(self.stats.get("distinct") or 0)
-
-    @property
-    def completeness(self) -> float:
-        total = self.count + int(self.stats.get("nulls") or 0)
-        return 0.5 + 0.5 * (self.count / total if total else 0.0)
 
 
 @dataclass(frozen=True)
@@ -107,13 +71,8 @@ def recommend(
     dataset: Dataset, limit: int = 8, *, max_groups: int = DEFAULT_MAX_GROUPS
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` charts, best first: ``{"title", "reason", "score", "spec"}``."""
-    stats = _stats(dataset)
-    profiles = [
-        profile(c["name"], i, c["type"], stats.get(c["name"]) or {})
-        for i, c in enumerate(dataset.meta["columns"])
-    ]
+    profiles, rows = columns_and_sample(dataset)
     query = filters.parse({}, dataset.meta["columns"])  # every row
-    rows, _ = data.sample(dataset, query)
     candidates = _candidates(profiles, rows)
     out = []
     for c in _ranked(candidates, limit):
@@ -125,41 +84,7 @@ def recommend(
     return out
 
 
-def _stats(dataset: Dataset) -> dict[str, Any]:
-    stats: dict[str, Any] = orjson.loads(dataset.stats_bytes())
-    return stats
-
-
-def profile(name: str, position: int, kind: str, stats: dict[str, Any]) -> Profile:
-    """A column's role from its statistics."""
-    count, distinct = int(stats.get("count") or 0), int(stats.get("distinct") or 0)
-
-    def make(role: str) -> Profile:
-        return Profile(name, position, kind, stats, role)
-
-    if kind == "null" or count == 0:
-        return make("empty")
-    if distinct <= 1:
-        return make("constant")
-    named = ID_NAME.search(name) is not None
-    if (
-        kind in ("integer", "string")
-        and count >= 20
-        and (distinct >= IDENTIFIER_SHARE * count or (named and distinct >= 0.5 * count))
-    ):
-        return make("identifier")
-    if kind in ("date", "datetime"):
-        return make("time" if distinct >= 3 else "category")
-    if kind == "boolean":
-        return make("category")
-    if kind == "integer" and distinct <= SMALL_INTEGERS:
-        return make("category")
-    if kind in ("integer", "number"):
-        return make("measure")
-    return make("category" if distinct <= CATEGORY_MAX else "text")
-
-
-def _candidates(profiles: Sequence[Profile], rows: list[list[Any]]) -> list[Candidate]:
+def _candidates(profiles: Sequence[Column], rows: list[list[Any]]) -> list[Candidate]:
     measures = sorted((p for p in profiles if p.role == "measure"), key=lambda p: -_informative(p))[
         :8
     ]
@@ -178,13 +103,13 @@ def _candidates(profiles: Sequence[Profile], rows: list[list[Any]]) -> list[Cand
     return out
 
 
-def _informative(p: Profile) -> float:
+def _informative(p: Column) -> float:
     """How much a measure's distribution can show: complete, many values, some spread."""
     spread = 1.0 if (p.stats.get("stddev") or 0) > 0 else 0.3
     return p.completeness * spread * (1.0 if p.distinct >= 20 else 0.8)
 
 
-def _histogram(m: Profile) -> Candidate:
+def _histogram(m: Column) -> Candidate:
     q = m.stats.get("quantiles") or {}
     reason = f"How {words.words(m.name)} is distributed"
     score = 0.70 * m.completeness
@@ -200,7 +125,7 @@ def _histogram(m: Profile) -> Candidate:
     return Candidate("histogram", score, reason, (m.name,), "histogram", x=m.name, scans=False)
 
 
-def _bar(c: Profile) -> Candidate:
+def _bar(c: Column) -> Candidate:
     d = c.distinct
     cardinality = 0.85 if d == 2 else 1.0 if d <= 12 else 0.9 if d <= 20 else 0.75
     top = c.stats.get("top") or []
@@ -215,7 +140,7 @@ def _bar(c: Profile) -> Candidate:
     return Candidate("bar", score, reason, (c.name,), "bar", x=c.name, scans=not listed)
 
 
-def _lines(t: Profile, measures: Sequence[Profile], rows: list[list[Any]]) -> list[Candidate]:
+def _lines(t: Column, measures: Sequence[Column], rows: list[list[Any]]) -> list[Candidate]:
     """Rows over time, and the measure whose mean moves most over time (η of the measure by
     time bucket, in the sample)."""
     span = f"{t.stats.get('min')} to {t.stats.get('max')}"
@@ -254,7 +179,7 @@ def _lines(t: Profile, measures: Sequence[Profile], rows: list[list[Any]]) -> li
     return out
 
 
-def _scatters(measures: Sequence[Profile], rows: list[list[Any]]) -> list[Candidate]:
+def _scatters(measures: Sequence[Column], rows: list[list[Any]]) -> list[Candidate]:
     found = []
     for a, b in combinations(measures, 2):
         r = association.pearson(rows, a.position, b.position)
@@ -275,7 +200,7 @@ def _scatters(measures: Sequence[Profile], rows: list[list[Any]]) -> list[Candid
     return found[:1] + [c for c in found[1:] if c.score >= 0.45 + 0.45 * 0.3]
 
 
-def _heatmaps(categories: Sequence[Profile], rows: list[list[Any]]) -> list[Candidate]:
+def _heatmaps(categories: Sequence[Column], rows: list[list[Any]]) -> list[Candidate]:
     small = [c for c in categories if c.distinct <= HEATMAP_MAX]
     found = []
     for a, b in combinations(small, 2):
@@ -294,7 +219,7 @@ def _heatmaps(categories: Sequence[Profile], rows: list[list[Any]]) -> list[Cand
 
 
 def _measure_bars(
-    categories: Sequence[Profile], measures: Sequence[Profile], rows: list[list[Any]]
+    categories: Sequence[Column], measures: Sequence[Column], rows: list[list[Any]]
 ) -> list[Candidate]:
     found = []
     for c in categories:

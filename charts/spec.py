@@ -105,6 +105,14 @@ def chart(
     return finish(context, request, spec, title)
 
 
+PARAMETERS = ("mark", "x", "y", "color", "aggregate", "bins")
+
+
+def parameters(query: Any) -> list[Any]:
+    """A request's chart parameters, in the order ``chart`` and ``validate`` take them."""
+    return [query.get(name) for name in PARAMETERS]
+
+
 def validate(
     dataset: Dataset,
     query: Query,

@@ -2,9 +2,10 @@
 
 The csv module reads header-keyed records (as ``csv.DictReader`` gives them) in batches of up
 to 2,048 rows. Each batch is turned into columns, each column is typed as a whole
-(``streaming.coerce``), the column statistics watch the typed values go by
-(``streaming.stats``), and the rows are written as JSON arrays in the header's order, one per
-line, with their byte offsets in the row index (``streaming.index``)::
+(``streaming.coerce``), the column statistics are fed the typed values (``streaming.tally``:
+in a second process, on another CPU, for a file of 4 MiB or more), and the rows are written
+as JSON arrays in the header's order, one per line, with their byte offsets in the row index
+(``streaming.index``)::
 
     bytes ─ TextIOWrapper ─ csv.reader ─ batch ─ columns ─ typed columns ─┬─ rows.ndjson, rows.idx
                                                                         ├─ stats.json
@@ -15,6 +16,7 @@ as fast, and the column names live once in the metadata. The API turns them back
 
 Rules for awkward input (README lists them for users):
 
+- UTF-8 unless the upload names an encoding; a UTF-16 or UTF-32 byte-order mark is honoured.
 - The first record is the header. Names are stripped of surrounding space; an empty name
   becomes ``column_N`` (N its 1-based position); a repeated name gets ``_2``, ``_3``… .
 - Blank lines are skipped. A short row is padded with nulls. Extra fields that are empty

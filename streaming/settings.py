@@ -75,7 +75,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MAX_HEADER_KB",
         "32",
-        "Largest request line plus headers, in KiB; larger gets waitress's plain-text 431.",
+        "Request line plus headers stay under this many KiB; at it, waitress's plain-text 431.",
         _positive_int,
     ),
     Setting("PAGE_MAX", "10000", "Largest `limit` a page may ask for.", _positive_int),

@@ -565,8 +565,28 @@ SECOND_PROCESS_TABLES = {
 }
 
 
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The ForkedTally objects built, as if this machine had two CPUs whatever it has (else a
+    test of the second process would compare one process with itself)."""
+    from streaming import tally
+
+    built: list[object] = []
+    real = tally.ForkedTally
+
+    def counted() -> object:
+        built.append(real())
+        return built[-1]
+
+    monkeypatch.setattr(tally.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(tally, "ForkedTally", counted)
+    return built
+
+
 @pytest.mark.parametrize("table", SECOND_PROCESS_TABLES, ids=list(SECOND_PROCESS_TABLES))
-def test_statistics_in_a_second_process_are_the_same(tmp_path: Path, table: str) -> None:
+def test_statistics_in_a_second_process_are_the_same(
+    tmp_path: Path, table: str, forks: list[object]
+) -> None:
     outputs = {}
     for parallel in (False, True):
         directory = tmp_path / str(parallel)
@@ -574,6 +594,7 @@ def test_statistics_in_a_second_process_are_the_same(tmp_path: Path, table: str)
         conversion, rows = convert(directory, SECOND_PROCESS_TABLES[table], parallel=parallel)
         stats = (directory / "out" / STATS_FILE).read_bytes()
         outputs[parallel] = (conversion, rows, stats)
+    assert forks  # the parallel run really had a second process
     assert outputs[True] == outputs[False]
     if table == "awkward":
         conversion = outputs[True][0]
@@ -589,17 +610,22 @@ def _children() -> list[str]:
     return found
 
 
-def test_a_failing_sync_leaves_no_statistics_process_behind(tmp_path: Path) -> None:
+def test_a_failing_sync_leaves_no_statistics_process_behind(
+    tmp_path: Path, forks: list[object]
+) -> None:
     fds = len(os.listdir("/proc/self/fd"))
     text = _awkward_table(6000) + "1,2,3,4,5,6,7\n"  # a ragged row at the very end
     with pytest.raises(InvalidCSV):
         convert(tmp_path, text, parallel=True)
-    assert _children() == []
+    assert len(forks) == 1 and _children() == []
     assert len(os.listdir("/proc/self/fd")) == fds  # pipes and files closed
 
 
 def test_a_statistics_process_that_dies_costs_only_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    forks: list[object],
 ) -> None:
     """Killed, or out of memory: the pass is done again with the statistics in this process."""
     from streaming import tally
@@ -613,7 +639,7 @@ def test_a_statistics_process_that_dies_costs_only_time(
     monkeypatch.setattr(tally, "_serve", die)
     (tmp_path / "two").mkdir()
     assert convert(tmp_path / "two", text, parallel=True) == expected
-    assert "in one process" in caplog.text
+    assert len(forks) == 1 and "in one process" in caplog.text
     for name in (ROWS_FILE, STATS_FILE):
         assert (tmp_path / "one/out" / name).read_bytes() == (
             tmp_path / "two/out" / name

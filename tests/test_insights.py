@@ -117,7 +117,7 @@ def llm_settings(tmp_path: Path, groq: FakeGroq, **overrides: Any) -> Settings:
     return make_settings(tmp_path, **{**values, **overrides})
 
 
-def kinds(found: list[dict[str, Any]]) -> set[str]:
+def titles(found: list[dict[str, Any]]) -> set[str]:
     return {f["title"] for f in found}
 
 
@@ -129,7 +129,7 @@ def test_without_a_key_insights_come_from_the_statistics(offline: Api) -> None:
     assert body["source"] == "statistics"
     assert body["model"] is None and body["cached"] is False
     assert body["dataset"] == offline.dataset
-    titles = " | ".join(kinds(body["insights"]))
+    said = " | ".join(titles(body["insights"]))
     for expected in (
         "Distance and price rise together",
         "Delay differs by carrier",
@@ -140,7 +140,7 @@ def test_without_a_key_insights_come_from_the_statistics(offline: Api) -> None:
         "Day runs from 2024-",
         "Id identifies rows",
     ):
-        assert expected in titles, (expected, titles)
+        assert expected in said, (expected, said)
     names = {"id", "carrier", "status", "distance", "price", "delay", "tip", "day"}
     for finding in body["insights"]:
         assert finding["detail"] and set(finding["columns"]) <= names
