@@ -29,7 +29,7 @@ import orjson
 import charts
 from charts import chat, render
 from charts.insights import AnswerCache, insights
-from charts.llm import client_for
+from charts.llm import SharedClient
 from charts.spec import parameters as spec_parameters
 from streaming import aggregate, pages, params, scan
 from streaming.auth import KeyRing, RateLimiter
@@ -71,6 +71,7 @@ class Rillet:
         self.keys = KeyRing(settings.data_dir / "keys.json", settings.api_keys)
         self.limiter = RateLimiter(settings.rate_limit)
         self.insights_cache = AnswerCache(settings.data_dir / "cache" / "insights")
+        self.llm = SharedClient(settings)  # built when an LLM route first runs
         self.wake = wake
         self.started = time.monotonic()
         # Work that holds a thread for long, each capped below THREADS (streaming.limits).
@@ -80,6 +81,10 @@ class Rillet:
         self.llm_calls = Slots(
             settings.llm_max, "LLM calls are running", "LLM_MAX", "too_many_llm_calls"
         )
+
+    def close(self) -> None:
+        """Release what the app holds open between requests (the LLM's connections)."""
+        self.llm.close()
 
 
 class ErrorsAndAuth:
@@ -344,7 +349,11 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         params.only(_query(), ())
         with open_dataset(store, jobs, dataset_id) as dataset:
             found = insights(
-                dataset, settings, rillet.insights_cache, column, admit=rillet.llm_calls.take
+                dataset,
+                rillet.llm.get(),
+                rillet.insights_cache,
+                column,
+                admit=rillet.llm_calls.take,
             )
         return raw_json(orjson.dumps(found))
 
@@ -354,7 +363,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         with ExitStack() as resources:  # closed here on any error; else the stream owns them
             dataset = resources.enter_context(open_dataset(store, jobs, dataset_id))
             asked = chat.question(_body(CHAT_BODY_MAX))
-            client = client_for(settings)
+            client = rillet.llm.get()
             if client is None:
                 raise LLMUnavailable(
                     "chat needs an LLM: set GROQ_API_KEY (insights work without one)"

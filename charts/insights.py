@@ -3,7 +3,7 @@
 Example::
 
     with open_dataset(store, jobs, "ds_3f9a2c41b7d0") as dataset:
-        answer = insights(dataset, settings, cache)
+        answer = insights(dataset, rillet.llm.get(), cache)
     answer["source"], answer["insights"][0]["title"]   # ("llm", "Delays peak in December")
 
 Without ``GROQ_API_KEY`` the findings are the profile's facts in words (``charts.findings``,
@@ -34,11 +34,10 @@ from typing import Any
 import orjson
 
 from charts.findings import findings
-from charts.llm import GroqClient, client_for, complete_json
+from charts.llm import GroqClient, complete_json
 from charts.profile import build, short_name, survey
 from streaming.errors import NotFound, RilletError
 from streaming.read import Dataset
-from streaming.settings import Settings
 from streaming.store import write_atomic
 
 PROMPT_VERSION = "insights-2"  # bump when the prompt or the profile changes
@@ -64,13 +63,14 @@ Answer with JSON only, in this shape:
 
 def insights(
     dataset: Dataset,
-    settings: Settings,
+    client: GroqClient | None,
     cache: AnswerCache,
     column: str | None = None,
     *,
     admit: Callable[[], Callable[[], None]] = lambda: lambda: None,
 ) -> dict[str, Any]:
-    """The insights answer: ``{"dataset", "insights", "model", "source", "cached"}``.
+    """The insights answer: ``{"dataset", "insights", "model", "source", "cached"}``; from the
+    statistics alone without a ``client``.
 
     ``admit`` is called before an LLM call (not for a cached answer) and answers the function
     that ends it; the server passes its LLM_MAX slots, which may refuse with a 429.
@@ -80,7 +80,6 @@ def insights(
     head: dict[str, Any] = {"dataset": dataset.id}
     if column is not None:
         head["column"] = column
-    client = client_for(settings)
     if client is None:
         said = findings(survey(dataset), column)
         return {**head, "insights": said, "model": None, "source": "statistics", "cached": False}

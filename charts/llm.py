@@ -47,7 +47,6 @@ talks to an LLM does not load it.
 
 from __future__ import annotations
 
-import atexit
 import email.utils
 import functools
 import logging
@@ -483,57 +482,42 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-# The process's one client: one pool of connections to Groq, whichever thread asks.
-_shared_lock = threading.Lock()
-_shared: tuple[tuple[Any, ...], GroqClient] | None = None
-
-
-def client_for(settings: Any) -> GroqClient | None:
-    """The process's one client for these settings (None without GROQ_API_KEY).
-
-    It is reused, and so is its connection pool; it is rebuilt only when the key, base URL,
-    model, timeout or retries change. The one it replaces is closed: a running server's
-    settings do not change, and tests that build one app after another would otherwise leave
-    a socket open for each.
+class SharedClient:
+    """The one client of a server (its settings never change), built on first use: one pool of
+    connections to Groq, whichever thread asks, and no httpx until an LLM route runs.
 
     Example::
 
-        client = client_for(settings)
+        llm = SharedClient(settings)
+        client = llm.get()
         if client is None:
             raise LLMUnavailable("chat needs GROQ_API_KEY")
     """
-    global _shared
-    if not settings.groq_api_key:
-        return None
-    wanted = (
-        settings.groq_api_key,
-        settings.groq_base_url,
-        settings.groq_model,
-        settings.groq_timeout,
-        settings.groq_retries,
-    )
-    with _shared_lock:
-        if _shared is not None and _shared[0] == wanted:
-            return _shared[1]
-        replaced, client = (
-            _shared,
-            GroqClient(
-                settings.groq_api_key,
-                settings.groq_base_url,
-                settings.groq_model,
-                timeout=settings.groq_timeout,
-                retries=settings.groq_retries,
-            ),
-        )
-        _shared = (wanted, client)
-    if replaced is None:
-        atexit.register(_close_shared)
-    else:
-        replaced[1].close()
-    return client
 
+    def __init__(self, settings: Any) -> None:
+        self._settings = settings
+        self._client: GroqClient | None = None
+        self._lock = threading.Lock()
 
-def _close_shared() -> None:
-    with _shared_lock:
-        if _shared is not None:
-            _shared[1].close()
+    def get(self) -> GroqClient | None:
+        """The client (None without GROQ_API_KEY)."""
+        settings = self._settings
+        if not settings.groq_api_key:
+            return None
+        with self._lock:
+            if self._client is None:
+                self._client = GroqClient(
+                    settings.groq_api_key,
+                    settings.groq_base_url,
+                    settings.groq_model,
+                    timeout=settings.groq_timeout,
+                    retries=settings.groq_retries,
+                )
+            return self._client
+
+    def close(self) -> None:
+        """Close the pooled connections, if a client was built."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

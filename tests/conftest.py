@@ -36,8 +36,10 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def rillet(settings: Settings) -> Rillet:
-    return Rillet(settings)
+def rillet(settings: Settings) -> Iterator[Rillet]:
+    app = Rillet(settings)
+    yield app
+    app.close()
 
 
 @pytest.fixture

@@ -80,6 +80,10 @@ class Api:
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.get(path, **kwargs)
 
+    def close(self) -> None:
+        self.http.close()
+        self.rillet.close()
+
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return Settings.from_env(
@@ -102,14 +106,14 @@ def groq() -> Iterator[FakeGroq]:
 def offline(tmp_path: Path) -> Iterator[Api]:
     api = Api(make_settings(tmp_path))
     yield api
-    api.http.close()
+    api.close()
 
 
 @pytest.fixture
 def online(tmp_path: Path, groq: FakeGroq) -> Iterator[Api]:
     api = Api(llm_settings(tmp_path, groq))
     yield api
-    api.http.close()
+    api.close()
 
 
 def llm_settings(tmp_path: Path, groq: FakeGroq, **overrides: Any) -> Settings:
@@ -284,8 +288,8 @@ def test_a_new_model_misses_the_cache(tmp_path: Path, groq: FakeGroq) -> None:
     body = other.get(f"/datasets/{api.dataset}/insights").json()
     assert body["cached"] is False and body["model"] == "openai/gpt-oss-120b"
     assert len(groq.requests) == 2
-    api.http.close()
-    other.http.close()
+    api.close()
+    other.close()
 
 
 # --- When the LLM fails -------------------------------------------------------------------------
@@ -320,7 +324,7 @@ def test_an_llm_that_keeps_failing_is_a_502_and_a_timeout_a_504(
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "llm_timeout"
     assert "gsk_secret_test_key" not in response.text
-    api.http.close()
+    api.close()
 
 
 # --- Chat -----------------------------------------------------------------------------------------
@@ -530,7 +534,7 @@ def test_a_streamed_chat_that_fails_before_it_starts_is_a_real_status(
     response = stream_chat(api)
     assert response.status_code == 502
     assert "over capacity" in response.json()["error"]["message"]
-    api.http.close()
+    api.close()
 
 
 def test_a_stream_cut_midway_ends_with_an_error_event(online: Api, groq: FakeGroq) -> None:
@@ -773,7 +777,7 @@ def test_concurrent_requests_share_one_llm_call_and_its_outcome(
     answers = [r.json() for r in together(4)]
     assert sorted(a["cached"] for a in answers) == [False, True, True, True]
     assert len(groq.requests) == 2
-    api.http.close()
+    api.close()
 
 
 def test_llm_calls_past_llm_max_get_429_while_cached_answers_still_come(online: Api) -> None:

@@ -21,7 +21,7 @@ import httpx
 import orjson
 import pytest
 
-from charts.llm import Completion, CompletionStream, GroqClient, client_for
+from charts.llm import Completion, CompletionStream, GroqClient, SharedClient
 from streaming.errors import LLMFailed, LLMTimeout, RilletError
 from streaming.settings import Settings
 from tests.fake_groq import (
@@ -542,35 +542,39 @@ def groq_settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings.from_env({}, data_dir=tmp_path, **values)
 
 
-def test_client_for_is_none_without_a_key(tmp_path: Path) -> None:
-    assert client_for(groq_settings(tmp_path, groq_api_key="")) is None
+def test_a_shared_client_is_none_without_a_key(tmp_path: Path) -> None:
+    assert SharedClient(groq_settings(tmp_path, groq_api_key="")).get() is None
 
 
-def test_client_for_reuses_one_client_per_settings(tmp_path: Path) -> None:
-    first = client_for(groq_settings(tmp_path))
+def test_a_shared_client_is_built_once_with_the_settings(tmp_path: Path) -> None:
+    shared = SharedClient(groq_settings(tmp_path, groq_timeout=5.0, groq_retries=1))
+    first = shared.get()
     assert first is not None and first.model == MODEL
-    assert client_for(groq_settings(tmp_path)) is first
-    other = client_for(groq_settings(tmp_path, groq_model="llama-3.1-8b-instant"))
-    assert other is not None and other is not first and other.model == "llama-3.1-8b-instant"
-    assert client_for(groq_settings(tmp_path, groq_timeout=5.0)) is not other
+    assert (first.timeout, first.retries) == (5.0, 1)
+    assert shared.get() is first
+    shared.close()
+    again = shared.get()  # after close, a new pool
+    assert again is not None and again is not first
+    shared.close()
 
 
-def test_client_for_is_one_client_across_threads(tmp_path: Path) -> None:
-    settings = groq_settings(tmp_path, groq_model="thread-test-model")
+def test_a_shared_client_is_one_client_across_threads(tmp_path: Path) -> None:
+    shared = SharedClient(groq_settings(tmp_path))
     got: list[GroqClient | None] = []
-    threads = [threading.Thread(target=lambda: got.append(client_for(settings))) for _ in range(8)]
+    threads = [threading.Thread(target=lambda: got.append(shared.get())) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert len(got) == 8 and len({id(client) for client in got}) == 1
+    shared.close()
 
 
-def test_client_for_talks_to_the_configured_groq(tmp_path: Path, fake: FakeGroq) -> None:
-    client = client_for(groq_settings(tmp_path, groq_base_url=fake.base_url))
+def test_a_shared_client_talks_to_the_configured_groq(tmp_path: Path, fake: FakeGroq) -> None:
+    shared = SharedClient(groq_settings(tmp_path, groq_base_url=fake.base_url))
+    client = shared.get()
     assert client is not None and client.complete(MESSAGES).content == '{"ok": true}'
-    # Leave no pooled connection behind for the next test's client_for to inherit.
-    assert client_for(groq_settings(tmp_path)) is not client
+    shared.close()  # no pooled connection left behind
 
 
 def test_importing_charts_llm_does_not_load_httpx() -> None:
