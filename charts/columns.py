@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from charts import data
+from charts import data, encoding
 from streaming import filter as filters
 from streaming.read import Dataset
 
@@ -32,22 +32,14 @@ ID_NAME = re.compile(r"(^|_|\b)(id|uuid|guid|key)$|[a-z]Id$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class Column:
-    """What the statistics say about one column, and the role it can play."""
+class Column(encoding.Column):
+    """A chart's column (name, position, type, statistics) and the role its statistics give it."""
 
-    name: str
-    position: int
-    kind: str
-    stats: dict[str, Any]
     role: str  # measure, category, time, or why it is left out
 
     @property
     def count(self) -> int:
         return int(self.stats.get("count") or 0)
-
-    @property
-    def distinct(self) -> int:
-        return int(self.stats.get("distinct") or 0)
 
     @property
     def completeness(self) -> float:
