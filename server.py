@@ -33,7 +33,7 @@ from charts.llm import SharedClient
 from charts.spec import parameters as spec_parameters
 from streaming import aggregate, pages, params, scan
 from streaming.auth import KeyRing, RateLimiter
-from streaming.convert import resolve_encoding
+from streaming.convert import WIDE_ENCODINGS, resolve_encoding
 from streaming.encode import MEDIA_TYPES, Projection, csv_header, csv_rows, ndjson, stream
 from streaming.errors import (
     BadRequest,
@@ -57,7 +57,6 @@ from streaming.wsgi import AccessLog, Cors
 
 VERSION = "0.1.0"
 JSON = "application/json; charset=utf-8"
-CHAT_BODY_MAX = 256 * 1024  # a question and its bounded history fit many times over
 log = logging.getLogger("rillet")
 
 
@@ -200,7 +199,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
             max_bytes=settings.max_upload_mb * 2**20,
             name=name,
             # UTF-16 and UTF-32 text is full of NUL bytes: no binary sniffing for them.
-            binary_check=not (encoding or "").startswith(("utf-16", "utf-32")),
+            binary_check=not (encoding or "").startswith(WIDE_ENCODINGS),
         )
         source = {"filename": spooled.filename, "bytes": spooled.bytes, "sha256": spooled.sha256}
         options = {"delimiter": delimiter, "encoding": encoding}
@@ -362,7 +361,7 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
         params.only(_query(), ())
         with ExitStack() as resources:  # closed here on any error; else the stream owns them
             dataset = resources.enter_context(open_dataset(store, jobs, dataset_id))
-            asked = chat.question(_body(CHAT_BODY_MAX))
+            asked = chat.question(_body(chat.BODY_MAX))
             client = rillet.llm.get()
             if client is None:
                 raise LLMUnavailable(
@@ -379,27 +378,30 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
             bottle.response.set_header("X-Accel-Buffering", "no")  # proxies: relay as it comes
             return _Stream(iter(events), resources.pop_all())
 
-    for code in (404, 405, 500):
+    for code in (400, 404, 405, 500):
         app.error(code)(_bottle_error)
     return app
 
 
 def _body(limit: int) -> bytes:
-    """The request body, up to ``limit`` bytes; 413 past it."""
-    length = bottle.request.content_length
-    if length > limit:
-        raise PayloadTooLarge(f"the body is over {limit // 1024} KiB", code="too_large")
+    """The request body, up to ``limit`` bytes; 413 past it (whatever Content-Length says)."""
+    too_large = PayloadTooLarge(f"the body is over {limit // 1024} KiB", code="too_large")
+    if bottle.request.content_length > limit:
+        raise too_large
     body: bytes = bottle.request.body.read(limit + 1)
     if len(body) > limit:
-        raise PayloadTooLarge(f"the body is over {limit // 1024} KiB", code="too_large")
+        raise too_large
     return body
 
 
 def _bottle_error(error: bottle.HTTPError) -> bytes:
-    """Bottle's own 404 (no route), 405 (wrong method) and 500 (an error raised while bottle
-    read a response's first chunk, past the plugin), in the one error shape."""
+    """Bottle's own 400 (a body it could not read), 404 (no route), 405 (wrong method) and 500
+    (an error raised while bottle read a response's first chunk, past the plugin), in the one
+    error shape."""
     exc: RilletError
-    if error.status_code == 405:
+    if error.status_code == 400:
+        exc = BadRequest(f"the request could not be read: {error.body}", code="bad_body")
+    elif error.status_code == 405:
         exc = MethodNotAllowed(f"{bottle.request.method} is not allowed on {bottle.request.path}")
     elif error.status_code == 500:
         log.error(

@@ -50,6 +50,7 @@ from streaming.read import Dataset
 from streaming.settings import Settings
 
 MESSAGE_MAX = 4000
+BODY_MAX = 256 * 1024  # a message and its bounded history fit many times over
 HISTORY_MAX = 20
 HISTORY_CHARS = 16_000
 log = logging.getLogger("rillet.chat")

@@ -72,6 +72,7 @@ SAMPLE_FILE = "sample.ndjson"
 Progress = Callable[[int, int], None]  # (bytes read, rows written)
 
 # Longest first: the UTF-32 little-endian mark begins with UTF-16's.
+WIDE_ENCODINGS = ("utf-16", "utf-32")  # their text is full of NUL bytes
 BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
     (codecs.BOM_UTF32_BE, "utf-32"),
@@ -108,12 +109,17 @@ def bom_encoding(head: bytes) -> str | None:
     return None
 
 
+def announces_wide_text(head: bytes) -> bool:
+    """Whether a file starting with ``head`` announces UTF-16 or UTF-32 text by its BOM."""
+    return bom_encoding(head) in WIDE_ENCODINGS
+
+
 def _announced_encoding(source: Path) -> str | None:
     """UTF-16 or UTF-32 when the file starts with their byte-order mark (UTF-8's is read by
     the default codec anyway)."""
     with open(source, "rb") as f:
-        found = bom_encoding(f.read(4))
-    return found if found in ("utf-16", "utf-32") else None
+        head = f.read(4)
+    return bom_encoding(head) if announces_wide_text(head) else None
 
 
 def convert_csv(
@@ -160,13 +166,6 @@ def convert_csv(
                 parallel = False
 
 
-@dataclass
-class _Seen:
-    """What the typing of a column remembers: its first value (None until one is seen)."""
-
-    first: Any = None
-
-
 class _Widen(Exception):
     """A column needs a wider type than the rows already written: start again."""
 
@@ -199,7 +198,7 @@ class _Run:
         hints: dict[int, str],
         progress: Progress | None,
         seed: int,
-        parallel: bool = False,
+        parallel: bool,
     ) -> None:
         self.source = source
         self.parallel = parallel
@@ -235,7 +234,8 @@ class _Run:
                 # record began (as for a ragged row): an unclosed quote swallows the lines
                 # after it until the end of the file or the field limit.
                 end = reader.line_num
-                line = _line_of_bad_record(self.source, python_codec, delimiter, end)
+                found = _line_of_record(self.source, python_codec, delimiter, None)
+                line = found if found is not None else end
                 hint = f"; the record runs on to line {end} (a stray or unclosed quote?)"
                 message = f"line {line}: {exc}" + (hint if end > line else "")
                 raise InvalidCSV(message, line=line) from None
@@ -257,7 +257,7 @@ class _Run:
     def _body(self, reader: Any, raw: Any, names: list[str]) -> list[dict[str, Any]]:
         width = len(names)
         kinds: list[str | None] = [self.hints.get(i) for i in range(width)]
-        seen = [_Seen() for _ in range(width)]
+        firsts: list[Any] = [None] * width  # each column's first value: None until one is seen
         tally = open_tally(self.parallel)
         try:
             writer = RowWriter(self.out_dir / ROWS_FILE, self.out_dir / INDEX_FILE)
@@ -273,7 +273,7 @@ class _Run:
                 records_before += len(batch)
                 if rows:
                     typed = [
-                        self._column(j, column, kinds, seen, tally)
+                        self._column(j, column, kinds, firsts, tally)
                         for j, column in enumerate(zip(*rows))
                     ]
                     tally.end_batch()
@@ -302,25 +302,24 @@ class _Run:
         return columns
 
     def _column(
-        self, j: int, raw: Sequence[str], kinds: list[str | None], seen: list[_Seen], tally: Tally
+        self, j: int, raw: Sequence[str], kinds: list[str | None], firsts: list[Any], tally: Tally
     ) -> list[Any]:
         """Type column j of a batch, widening its type if it must; feed its statistics."""
         kind = kinds[j] or coerce.infer(raw)
-        column = seen[j]
         try:
             values, present = coerce.convert(kind, raw)
             if kind == "datetime" and present:
-                _same_offset_style(present[0], column.first)
+                _same_offset_style(present[0], firsts[j])
         except coerce.Mismatch:
             kind = coerce.join(kind, coerce.infer(raw))
-            if column.first is not None:  # typed values of the old type are written: start over
+            if firsts[j] is not None:  # typed values of the old type are written: start over
                 hints = {i: k for i, k in enumerate(kinds) if k is not None}
                 hints[j] = kind if kind != kinds[j] else "string"
                 raise _Widen(hints) from None
             values, present = coerce.convert(kind, raw)
         kinds[j] = kind
-        if column.first is None and present:
-            column.first = present[0]
+        if firsts[j] is None and present:
+            firsts[j] = present[0]
         tally.update(j, kind, present, len(raw) - len(present))
         return values
 
@@ -408,31 +407,22 @@ def _line_of_bad_bytes(source: Path, codec: str) -> int:
     return line
 
 
-def _line_of_record(source: Path, codec: str, delimiter: str, record: int) -> int:
-    """The 1-based line where record number ``record`` (0 is the header) starts."""
-    with open(source, encoding=codec, newline="") as text:
-        reader = csv.reader(text, delimiter=delimiter, strict=True)
-        end_of_previous = 0
-        for i, _ in enumerate(reader):
-            if i == record:
-                return end_of_previous + 1
-            end_of_previous = reader.line_num
-    return end_of_previous + 1
-
-
-def _line_of_bad_record(source: Path, codec: str, delimiter: str, fallback: int) -> int:
-    """The 1-based line where the record the csv module cannot read starts."""
+def _line_of_record(source: Path, codec: str, delimiter: str, record: int | None) -> int | None:
+    """The 1-based line where record number ``record`` (0 is the header) starts, or with None
+    the record the csv module cannot read; None if the file has no such record."""
     with open(source, encoding=codec, newline="") as text:
         reader = csv.reader(text, delimiter=delimiter, strict=True)
         end_of_previous = 0
         try:
-            for _ in reader:
+            for i, _ in enumerate(reader):
+                if i == record:
+                    return end_of_previous + 1
                 end_of_previous = reader.line_num
         except csv.Error:
-            return end_of_previous + 1
+            return end_of_previous + 1 if record is None else None
         except UnicodeDecodeError:
-            pass
-    return fallback
+            return None
+    return end_of_previous + 1 if record is not None else None
 
 
 def _compact(line: bytes) -> bytes:

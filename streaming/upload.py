@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from streaming.convert import bom_encoding
+from streaming.convert import announces_wide_text
 from streaming.errors import BadRequest, InvalidCSV, PayloadTooLarge, UnsupportedMediaType
 
 RAW_TYPES = ("text/csv", "application/csv", "text/plain")
@@ -126,19 +126,15 @@ class _Sink:
 
     def finish(self) -> None:
         """Judge a file shorter than a byte-order mark, which ``write`` left unjudged."""
-        if len(self.head) < 4:
-            self.head += b"    "  # no mark can start with spaces: the NUL search runs
-            try:
-                self._check_head()
-            finally:
-                del self.head[-4:]
+        self._check_head(final=True)
 
-    def _check_head(self) -> None:
+    def _check_head(self, final: bool = False) -> None:
         """Fail on a NUL byte in the head: a CSV has none, unless it is UTF-16 or UTF-32 text,
-        which a byte-order mark announces (so the first 4 bytes are read before judging)."""
-        if not self.binary_check or len(self.head) < 4:
+        which a byte-order mark announces (so the first 4 bytes are read before judging, unless
+        the file ends sooner)."""
+        if not self.binary_check or (len(self.head) < 4 and not final):
             return
-        if bom_encoding(bytes(self.head[:4])) in ("utf-16", "utf-32"):
+        if announces_wide_text(bytes(self.head[:4])):
             self.binary_check = False
             return
         nul = self.head.find(b"\x00", self._checked)

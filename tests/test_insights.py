@@ -818,3 +818,25 @@ def test_a_query_that_fails_inside_the_engine_is_reported_not_a_500(
     got = events(stream_chat(online).text)
     assert got[-1][0] == "done" and got[-1][1]["query"]["error"]["code"] == "internal"
     assert "a bug" not in orjson.dumps(got).decode()
+
+
+@pytest.mark.integration
+def test_chat_bodies_sent_in_chunks_are_read_and_capped(tmp_path: Path) -> None:
+    """No Content-Length to check up front: the cap holds as the body is read (waitress
+    de-chunks the body; httpx's in-process WSGI transport would not)."""
+    with served_with_llm(tmp_path) as (groq, http):
+        dataset = synced_over_http(http, "t.csv", b"a\n1\n")
+        chat = f"/datasets/{dataset}/chat"
+        huge = http.post(chat, content=iter([b"x" * 200_000, b"x" * 200_000]))
+        assert huge.status_code == 413 and huge.json()["error"]["code"] == "too_large"
+        groq.script(Reply(content=chat_reply("chunked fine")))
+        small = http.post(chat, content=iter([b'{"mess', b'age": "hi"}']))
+        assert small.status_code == 200 and small.json()["reply"] == "chunked fine"
+
+
+def test_a_body_bottle_cannot_read_is_a_json_400(offline: Api) -> None:
+    """In-process, httpx hands bottle a chunked body already de-chunked: bottle's own 400 must
+    still speak the one error shape."""
+    response = offline.http.post(f"/datasets/{offline.dataset}/chat", content=iter([b"{}"]))
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_body"
