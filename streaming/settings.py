@@ -108,7 +108,7 @@ SETTINGS: tuple[Setting, ...] = (
         "SYNC_STATS_PROCESS",
         "auto",
         "Keep a sync's column statistics in a second process, on a second CPU: auto (files of "
-        "4 MiB or more), on or off (one process: slower, about 4 MiB less memory).",
+        "4 MiB or more), on or off (one process: slower, about 5 MiB less memory).",
         _auto_flag,
     ),
     Setting(
