@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+from streaming import metadata
 from streaming.convert import ROWS_FILE, convert_csv
 from streaming.errors import RilletError
 from streaming.jobs import Claim, Jobs, job_error, progress
@@ -40,12 +41,14 @@ PROGRESS_SECONDS = 0.5
 
 
 class Worker:
-    """Claims queued jobs and runs each in a child process."""
+    """Claims queued jobs and syncs each, in a child process (``in_process`` for tests and the
+    command line: the same step, with the sync run in this process)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, in_process: bool = False) -> None:
         self.settings = settings
         self.store = Store(settings.data_dir)
         self.jobs = Jobs(self.store)
+        self.in_process = in_process
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._children: set[subprocess.Popen[bytes]] = set()  # one per sync thread
@@ -73,15 +76,20 @@ class Worker:
                     self.recover()
                 except Exception:  # the loop must outlive a failed recovery too
                     log.exception("worker: recovery failed")
-            claim = self.jobs.claim()
-            if claim is None:
+            if not self.step():
                 self._wake.wait(POLL_SECONDS)
                 self._wake.clear()
-                continue
-            try:
-                self.run_claimed(claim)
-            except Exception:  # the loop must outlive any one job
-                log.exception("worker: job %s could not be run", claim.job_id)
+
+    def step(self) -> bool:
+        """Claim the oldest queued job and sync it; False if the queue was empty."""
+        claim = self.jobs.claim()
+        if claim is None:
+            return False
+        try:
+            self.run_claimed(claim)
+        except Exception:  # the loop must outlive any one job
+            log.exception("worker: job %s could not be run", claim.job_id)
+        return True
 
     def start_threads(self, count: int) -> list[threading.Thread]:
         """Run the loop in ``count`` daemon threads of this process."""
@@ -99,10 +107,21 @@ class Worker:
         self.store.empty_trash()
 
     def run_claimed(self, claim: Claim) -> None:
+        """Sync a claimed job, then give it up as its record says (done, failed, or queued
+        again after a sync that died)."""
         if self.jobs.find(claim.job_id) is None:  # deleted between its queueing and its claim
             self.jobs.settle(claim)
             return
         self.jobs.start(claim)
+        if self.in_process:
+            sync_job(self.settings, claim.job_id)
+            why = "its sync stopped"
+        else:
+            why = self._sync_in_child(claim)
+        self.jobs.conclude(claim, self.settings.sync_attempts, why, stopping=self._stop.is_set())
+
+    def _sync_in_child(self, claim: Claim) -> str:
+        """Run ``sync_job`` in a child process; why it ended, should the record not say."""
         env = dict(
             os.environ,
             DATA_DIR=str(self.settings.data_dir),
@@ -122,8 +141,16 @@ class Worker:
         finally:
             with self._lock:
                 self._children.discard(child)
-        why = f"its process exited with code {child.returncode}"
-        self.jobs.conclude(claim, self.settings.sync_attempts, why, stopping=self._stop.is_set())
+        return f"its process exited with code {child.returncode}"
+
+
+def sync_all(settings: Settings) -> int:
+    """Sync every queued job in this process, by the worker's own step; how many it synced."""
+    worker = Worker(settings, in_process=True)
+    done = 0
+    while worker.step():
+        done += 1
+    return done
 
 
 def sync_job(settings: Settings, job_id: str) -> None:
@@ -153,21 +180,15 @@ def sync_job(settings: Settings, job_id: str) -> None:
             field_limit=settings.csv_field_limit_kb * 1024,
             parallel=settings.sync_stats_process,
         )
-        meta = {
-            "id": dataset_id,
-            "name": job["name"],
-            "status": "ready",
-            "rows": conversion.rows,
-            "columns": conversion.columns,
-            "source": {
-                **job["source"],
-                "delimiter": conversion.delimiter,
-                "encoding": conversion.encoding,
-            },
-            "bytes": sum(f.stat().st_size for f in tmp.iterdir()),
-            "created_at": job["created_at"],
-            "ready_at": utc_now(),
-        }
+        meta = metadata.ready(
+            job,
+            rows=conversion.rows,
+            columns=conversion.columns,
+            delimiter=conversion.delimiter,
+            encoding=conversion.encoding,
+            size=sum(f.stat().st_size for f in tmp.iterdir()),
+            ready_at=utc_now(),
+        )
         store.publish(tmp, dataset_id, meta)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)

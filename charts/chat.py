@@ -38,14 +38,12 @@ from urllib.parse import urlencode
 
 import orjson
 
-from charts import spec
 from charts.llm import CompletionStream, GroqClient, complete_json
 from charts.profile import profile
-from streaming import aggregate, pages, params, scan
-from streaming.encode import Projection
+from charts.spec import ChartQuery
 from streaming.errors import BadRequest, RilletError
-from streaming.filter import parse as parse_filters
 from streaming.memory import release_memory
+from streaming.query import GroupQuery, RowsQuery, StatsQuery
 from streaming.read import Dataset
 from streaming.settings import Settings
 
@@ -55,7 +53,6 @@ HISTORY_MAX = 20
 HISTORY_CHARS = 16_000
 log = logging.getLogger("rillet.chat")
 RESULT_ROWS = 50
-ROUTES = ("groupby", "stats", "rows", "chart")
 PARAMS_MAX = 24
 
 SYSTEM = """You answer questions about one table for a business reader. The next message is a \
@@ -175,11 +172,10 @@ class Events:
             whole = "".join(content)
             try:
                 reply, proposed = parse(whole)
-            except ValueError:
-                # Without JSON mode a model may answer in prose: its words are the reply.
+            except ValueError:  # JSON of another shape: what the reply key held, if anything
                 reply, proposed = (text.reply or whole.strip()), None
-                if not text.reply:
-                    yield event("delta", {"text": reply})
+            if not text.reply and reply:  # prose: it was never relayed as a reply string
+                yield event("delta", {"text": reply})
             found = run(self._dataset, proposed, self._settings)
             yield event("done", {"reply": reply, "model": self._upstream.model, **found})
         except RilletError as exc:
@@ -200,11 +196,17 @@ def event(name: str, data: dict[str, Any]) -> bytes:
 
 
 def parse(content: str) -> tuple[str, dict[str, Any] | None]:
-    """The reply and the proposed query in the model's answer; ValueError if it is off."""
+    """The reply and the proposed query in the model's answer; ValueError if it is off.
+
+    Models answer in prose now and then, JSON mode or not: prose is the reply as it stands,
+    with no query (API.md 1.1). JSON of another shape is off, and asked for again.
+    """
     try:
         body = orjson.loads(content)
     except orjson.JSONDecodeError:
-        raise ValueError("it is not JSON") from None
+        if not content.strip():
+            raise ValueError("it is empty") from None
+        return content.strip(), None
     if not isinstance(body, dict) or not isinstance(body.get("reply"), str):
         raise ValueError('it has no "reply" text')
     proposed = body.get("query")
@@ -225,7 +227,8 @@ def run(dataset: Dataset, proposed: dict[str, Any] | None, settings: Settings) -
     if problem is None:
         shown["url"] = f"/datasets/{dataset.id}/{route}?{urlencode(query)}"
         try:
-            return {"query": shown, "result": ROUTE_RUNNERS[route](dataset, query, settings)}
+            parsed = QUERIES[route].parse(dataset, query, settings)
+            return {"query": shown, "result": parsed.result(dataset)}
         except RilletError as exc:
             problem = exc
         except Exception:  # an engine bug: the reply still stands, the query is reported
@@ -241,8 +244,8 @@ def _checked(proposed: dict[str, Any]) -> tuple[Any, dict[str, str], RilletError
     """The route and parameters of a proposed query, as text; or the problem with them."""
     route = proposed.get("route")
     raw = proposed.get("params") or {}
-    if route not in ROUTES:
-        problem = BadRequest(f"route must be one of {', '.join(ROUTES)}", code="bad_query")
+    if route not in QUERIES:
+        problem = BadRequest(f"route must be one of {', '.join(QUERIES)}", code="bad_query")
         return route, {}, problem
     if not isinstance(raw, dict) or len(raw) > PARAMS_MAX:
         problem = BadRequest(f"params must be an object of at most {PARAMS_MAX}", code="bad_query")
@@ -257,6 +260,8 @@ def _checked(proposed: dict[str, Any]) -> tuple[Any, dict[str, str], RilletError
             problem = BadRequest(f"parameter {name!r} has no usable value", code="bad_query")
             return route, {}, problem
         query[str(name)] = str(value)
+    if route == "rows":  # a page of objects: no other format, no cursor to follow
+        query = {k: v for k, v in query.items() if k not in ("format", "cursor")}
     if route in ("rows", "groupby"):
         query = _capped(query, "limit")  # shown in the query's params and url as run
     return route, query, None
@@ -271,36 +276,13 @@ def _capped(query: dict[str, str], name: str) -> dict[str, str]:
     return {**query, name: str(limit)}
 
 
-def _groupby(dataset: Dataset, query: dict[str, str], settings: Settings) -> dict[str, Any]:
-    columns = dataset.meta["columns"]
-    asked = aggregate.request(query, columns, settings.groupby_max)
-    return aggregate.answer(dataset, asked, settings.groupby_max)
-
-
-def _stats(dataset: Dataset, query: dict[str, str], settings: Settings) -> dict[str, Any]:
-    wanted = params.columns(query, dataset.names)
-    selection = parse_filters(query, dataset.meta["columns"])
-    matched, stored = scan.statistics_json(dataset, selection, wanted)
-    return {"rows_matched": matched, "columns": orjson.loads(stored)}
-
-
-def _rows(dataset: Dataset, query: dict[str, str], settings: Settings) -> dict[str, Any]:
-    query = {k: v for k, v in query.items() if k not in ("format", "cursor")}
-    plan = pages.plan(dataset, query, settings)
-    found = pages.fetch(dataset, plan)
-    rows = Projection(dataset.names, plan.page.columns).objects(found.rows)
-    return {"rows": rows, "total": found.total}
-
-
-def _chart(dataset: Dataset, query: dict[str, str], settings: Settings) -> dict[str, Any]:
-    selection = parse_filters(query, dataset.meta["columns"])
-    asked = spec.parameters(query)
-    spec.validate(dataset, selection, *asked)
-    found: dict[str, Any] = spec.chart(dataset, selection, *asked, max_groups=settings.groupby_max)
-    return found
-
-
-ROUTE_RUNNERS = {"groupby": _groupby, "stats": _stats, "rows": _rows, "chart": _chart}
+# The queries a model may propose, by route: parsed and run exactly as the routes do.
+QUERIES: dict[str, type[RowsQuery | StatsQuery | GroupQuery | ChartQuery]] = {
+    "groupby": GroupQuery,
+    "stats": StatsQuery,
+    "rows": RowsQuery,
+    "chart": ChartQuery,
+}
 
 
 # --- The reply's text, while the JSON streams -------------------------------------------------

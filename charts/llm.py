@@ -61,7 +61,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from streaming.errors import LLMFailed, LLMTimeout, RilletError
+from streaming.errors import LLMFailed, LLMTimeout, MalformedAnswer, RilletError
 
 if TYPE_CHECKING:
     import ssl
@@ -76,10 +76,6 @@ MAX_RETRY_AFTER = 60.0  # seconds; Groq asking for longer fails the call at once
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 MESSAGE_MAX = 300  # characters of Groq's own error message passed on
-
-
-class MalformedAnswer(LLMFailed):
-    """The model's answer is not the JSON asked for (Groq's own check, or ours)."""
 
 
 @dataclass(frozen=True)

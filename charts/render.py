@@ -12,14 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from streaming.errors import BadRequest, RilletError
+from streaming.errors import BadRequest, RenderUnavailable
 
 MEDIA_TYPES = {"svg": "image/svg+xml", "png": "image/png"}
-
-
-class RenderUnavailable(RilletError):
-    status = 501
-    code = "render_unavailable"
 
 
 def image(spec: dict[str, Any], fmt: str) -> tuple[bytes, str]:

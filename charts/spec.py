@@ -25,6 +25,7 @@ The description says where the data came from (``charts.data``) and what was lef
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -59,7 +60,10 @@ from charts.request import (
     check,
 )
 from streaming.filter import Query
+from streaming.filter import parse as parse_filters
+from streaming.query import ROW_SCAN, Runner, Values
 from streaming.read import Dataset
+from streaming.settings import Settings
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 BAR_CAP = 50  # bars
@@ -108,9 +112,32 @@ def chart(
 PARAMETERS = ("mark", "x", "y", "color", "aggregate", "bins")
 
 
-def parameters(query: Any) -> list[Any]:
+def parameters(values: Any) -> list[Any]:
     """A request's chart parameters, in the order ``chart`` and ``validate`` take them."""
-    return [query.get(name) for name in PARAMETERS]
+    return [values.get(name) for name in PARAMETERS]
+
+
+@dataclass(frozen=True)
+class ChartQuery:
+    """One chart of the matching rows, as the query layer (``streaming.query``) shapes a read:
+    ``parse`` checks everything before a row is read, ``run`` draws it."""
+
+    selection: Query
+    asked: tuple[Any, ...]  # mark, x, y, color, aggregate, bins
+    max_groups: int
+    scans = True
+
+    @classmethod
+    def parse(cls, dataset: Dataset, values: Values, settings: Settings) -> ChartQuery:
+        selection = parse_filters(values, dataset.meta["columns"])
+        asked = tuple(parameters(values))
+        validate(dataset, selection, *asked)
+        return cls(selection, asked, settings.groupby_max)
+
+    def run(self, dataset: Dataset, runner: Runner = ROW_SCAN) -> dict[str, Any]:
+        return chart(dataset, self.selection, *self.asked, max_groups=self.max_groups)
+
+    result = run
 
 
 def validate(

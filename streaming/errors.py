@@ -1,9 +1,10 @@
-"""Errors that carry their HTTP status.
+"""Errors that carry their HTTP status: the whole tree, in this one module.
 
-Every failure a client can cause is one of these; ``server.py`` turns them into the one JSON
-error shape in exactly one place::
+Every failure a client can cause is one of these; the HTTP edge (``streaming.web.app``) turns
+them into the one JSON error shape in exactly one place::
 
     RilletError                 500 internal
+     ├── SettingError           500 bad_setting (a setting the server cannot start with)
      ├── BadRequest             400 bad_request (and more specific codes)
      ├── Unauthorized           401 unauthorized
      ├── Forbidden              403 forbidden
@@ -14,7 +15,9 @@ error shape in exactly one place::
      ├── PayloadTooLarge        413 too_large
      ├── UnsupportedMediaType   415 not_csv
      ├── InvalidCSV             422 invalid_csv (carries the line number when known)
+     ├── RenderUnavailable      501 render_unavailable (no vl-convert-python for svg/png)
      ├── LLMFailed              502 llm_failed (the LLM answered an error, or nonsense)
+     │    └── MalformedAnswer   502 (the answer is not the JSON asked for)
      ├── LLMUnavailable         503 llm_unavailable (no GROQ_API_KEY)
      └── LLMTimeout             504 llm_timeout
 """
@@ -40,6 +43,10 @@ class RilletError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """The body of the error response: ``{"error": {"code", "message", ...}}``."""
         return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+class SettingError(RilletError):
+    code = "bad_setting"
 
 
 class BadRequest(RilletError):
@@ -111,6 +118,15 @@ class LLMFailed(RilletError):
 
     status = 502
     code = "llm_failed"
+
+
+class MalformedAnswer(LLMFailed):
+    """The model's answer is not the JSON asked for (Groq's own check, or ours)."""
+
+
+class RenderUnavailable(RilletError):
+    status = 501
+    code = "render_unavailable"
 
 
 class LLMUnavailable(RilletError):

@@ -106,32 +106,6 @@ def open_dataset(store: Store, jobs: Jobs, dataset_id: str) -> Dataset:
         ) from None
 
 
-def pending_meta(job: dict[str, Any]) -> dict[str, Any]:
-    """METADATA of a dataset whose sync has not (or not successfully) finished."""
-    # A 'done' job whose dataset is not there is one whose dataset was just deleted, or one
-    # caught between its publishing and its recording: "running" is the honest word for both.
-    status = {"queued": "queued", "running": "running", "failed": "failed"}.get(
-        job["status"], "running"
-    )
-    return {
-        "id": job["dataset_id"],
-        "name": job["name"],
-        "status": status,
-        "rows": None,
-        "columns": [],
-        "source": {
-            **job["source"],
-            "delimiter": job["options"].get("delimiter"),
-            "encoding": job["options"].get("encoding") or "utf-8",
-        },
-        "bytes": None,
-        "created_at": job["created_at"],
-        "ready_at": None,
-        "job": job["id"],
-        "error": job["error"],
-    }
-
-
 def _read_all(fd: int) -> bytes:
     size = os.fstat(fd).st_size
     return os.pread(fd, size, 0)

@@ -1,18 +1,19 @@
-"""Every setting, declared once with its default and a line of help.
+"""Every setting, declared once: a typed field of ``Settings`` with its default and a line of help.
 
-Settings come from the environment. README lists each one (a test keeps them in step), and
-``python server.py settings`` prints them with their current values.
+Settings come from the environment (``Settings.from_env``). README lists each one (a test keeps
+them in step), ``python server.py settings`` prints them with their current values, and mypy
+sees each one's type, so a misspelt setting is an error before anything runs.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from streaming.errors import RilletError
+from streaming.errors import SettingError
 
 
 @dataclass(frozen=True)
@@ -59,159 +60,146 @@ def _positive_float(text: str) -> float:
     return value
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("HOST", "127.0.0.1", "Address the server listens on."),
-    Setting("PORT", "5000", "Port the server listens on.", _positive_int),
-    Setting("DATA_DIR", "./data", "Directory holding uploads, jobs, datasets and keys.", Path),
-    Setting(
-        "API_KEYS",
+def _setting(
+    default: str, help: str, parse: Callable[[str], Any] = str, secret: bool = False
+) -> Any:
+    """A field of Settings: its environment default as text, its help, how to read it."""
+    meta = {"default": default, "help": help, "parse": parse, "secret": secret}
+    return field(default=parse(default), metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Parsed settings; each field is read from the environment variable of its upper-case name
+    (``max_upload_mb`` from MAX_UPLOAD_MB)."""
+
+    host: str = _setting("127.0.0.1", "Address the server listens on.")
+    port: int = _setting("5000", "Port the server listens on.", _positive_int)
+    data_dir: Path = _setting("./data", "Directory holding uploads, jobs, datasets and keys.", Path)
+    api_keys: str = _setting(
         "",
         "Extra keys as KEY:scope,KEY:scope (scope read or write), beside those in the keys file.",
         secret=True,
-    ),
-    Setting(
-        "MAX_UPLOAD_MB", "1024", "Largest upload accepted, in MiB; larger gets 413.", _positive_int
-    ),
-    Setting(
-        "MAX_HEADER_KB",
+    )
+    max_upload_mb: int = _setting(
+        "1024", "Largest upload accepted, in MiB; larger gets 413.", _positive_int
+    )
+    max_header_kb: int = _setting(
         "32",
         "Request line plus headers stay under this many KiB; at it, waitress's plain-text 431.",
         _positive_int,
-    ),
-    Setting("PAGE_MAX", "10000", "Largest `limit` a page may ask for.", _positive_int),
-    Setting(
-        "SORT_MAX",
+    )
+    page_max: int = _setting("10000", "Largest `limit` a page may ask for.", _positive_int)
+    sort_max: int = _setting(
         "10000",
         "Deepest sorted page: offset + limit of a sorted request (the sort keeps that many keys).",
         _positive_int,
-    ),
-    Setting(
-        "GROUPBY_MAX",
-        "10000",
-        "Most groups a group-by holds; past it the answer says truncated.",
-        _positive_int,
-    ),
-    Setting(
-        "SYNC_WORKER",
+    )
+    groupby_max: int = _setting(
+        "10000", "Most groups a group-by holds; past it the answer says truncated.", _positive_int
+    )
+    sync_worker: bool = _setting(
         "on",
         "Run the sync worker thread inside the server (off when `python sync_worker.py` runs).",
         _flag,
-    ),
-    Setting("SYNC_CONCURRENCY", "1", "How many syncs one worker runs at once.", _positive_int),
-    Setting(
-        "SYNC_ATTEMPTS",
-        "2",
-        "How many times an interrupted sync is tried before it fails.",
-        _positive_int,
-    ),
-    Setting(
-        "SYNC_STATS_PROCESS",
+    )
+    sync_concurrency: int = _setting("1", "How many syncs one worker runs at once.", _positive_int)
+    sync_attempts: int = _setting(
+        "2", "How many times an interrupted sync is tried before it fails.", _positive_int
+    )
+    sync_stats_process: bool | None = _setting(
         "auto",
         "Keep a sync's column statistics in a second process, on a second CPU: auto (files of "
         "4 MiB or more), on or off (one process: slower, about 5 MiB less memory).",
         _auto_flag,
-    ),
-    Setting(
-        "CSV_FIELD_LIMIT_KB",
+    )
+    csv_field_limit_kb: int = _setting(
         "128",
         "Largest CSV field accepted, in KiB (the csv module's field limit); larger fails the job.",
         _positive_int,
-    ),
-    Setting(
-        "CSV_SAFE",
+    )
+    csv_safe: bool = _setting(
         "on",
         "CSV safe for spreadsheets: a text cell starting = + - @ tab or CR gets a leading '.",
         _flag,
-    ),
-    Setting(
-        "CORS_ORIGINS",
-        "",
-        "Browser origins allowed to call the API (comma list, or *); none by default.",
-    ),
-    Setting(
-        "RATE_LIMIT",
+    )
+    cors_origins: str = _setting(
+        "", "Browser origins allowed to call the API (comma list, or *); none by default."
+    )
+    rate_limit: int = _setting(
         "3000",
         "Requests a minute per key (bursts of a tenth of it); 0 turns the limit off.",
         _non_negative_int,
-    ),
-    Setting("THREADS", "8", "waitress worker threads.", _positive_int),
-    Setting(
-        "STREAMS_MAX",
+    )
+    threads: int = _setting("8", "waitress worker threads.", _positive_int)
+    streams_max: int = _setting(
         "4",
         "Most responses streaming at once (exports, streamed chats); past it 429. Keep it "
         "below THREADS: a client that stops reading holds a thread.",
         _positive_int,
-    ),
-    Setting(
-        "GROQ_API_KEY", "", "Groq API key; without it insights use statistics alone.", secret=True
-    ),
-    Setting(
-        "GROQ_BASE_URL", "https://api.groq.com/openai/v1", "Groq's OpenAI-compatible base URL."
-    ),
-    Setting("GROQ_MODEL", "openai/gpt-oss-20b", "Groq model for insights and chat."),
-    Setting(
-        "LLM_MAX",
+    )
+    groq_api_key: str = _setting(
+        "", "Groq API key; without it insights use statistics alone.", secret=True
+    )
+    groq_base_url: str = _setting(
+        "https://api.groq.com/openai/v1", "Groq's OpenAI-compatible base URL."
+    )
+    groq_model: str = _setting("openai/gpt-oss-20b", "Groq model for insights and chat.")
+    llm_max: int = _setting(
         "2",
         "Most LLM calls at once (insights not cached yet, chats); past it 429. Keep it below "
         "THREADS: each call holds a thread while it waits.",
         _positive_int,
-    ),
-    Setting(
-        "GROQ_TIMEOUT",
+    )
+    groq_timeout: float = _setting(
         "30",
         "Seconds to wait for Groq to answer (5 to connect); past it, a retry or a 504.",
         _positive_float,
-    ),
-    Setting(
-        "GROQ_RETRIES",
+    )
+    groq_retries: int = _setting(
         "2",
         "Retries of a Groq call after a 408, 409, 429, 5xx, timeout or lost connection.",
         _non_negative_int,
-    ),
-)
-
-
-class SettingError(RilletError):
-    code = "bad_setting"
-
-
-class Settings:
-    """Parsed settings, as attributes named in lower case (``settings.max_upload_mb``)."""
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self._values = dict(values)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name.upper()]
-        except KeyError:
-            raise AttributeError(name) from None
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read every setting from ``environ`` (default: the process environment)."""
+        """Read every setting from ``environ`` (default: the process environment); keyword
+        overrides (``data_dir=...``) win and must name a setting."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for setting in SETTINGS:
             raw = environ.get(setting.name, setting.default)
             try:
-                values[setting.name] = setting.parse(raw)
+                values[setting.name.lower()] = setting.parse(raw)
             except ValueError as exc:
                 raise SettingError(f"setting {setting.name}: {exc}") from None
         for name, value in overrides.items():
-            if name.upper() not in values:
+            if name.lower() not in values:
                 raise SettingError(f"no setting named {name.upper()}")
-            values[name.upper()] = value
-        values["DATA_DIR"] = Path(values["DATA_DIR"]).resolve()
-        return cls(values)
+            values[name.lower()] = value
+        values["data_dir"] = Path(values["data_dir"]).resolve()
+        return cls(**values)
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(name, shown value, help) for each setting; secrets are masked."""
         rows = []
         for setting in SETTINGS:
-            value = self._values[setting.name]
+            value = getattr(self, setting.name.lower())
             shown = ("(set)" if value else "(unset)") if setting.secret else str(value)
             if value is None:
                 shown = setting.default  # "auto": the code decides
             rows.append((setting.name, shown, setting.help))
         return rows
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(
+        f.name.upper(),
+        f.metadata["default"],
+        f.metadata["help"],
+        f.metadata["parse"],
+        f.metadata["secret"],
+    )
+    for f in fields(Settings)
+)

@@ -9,7 +9,7 @@ Layout under DATA_DIR::
     datasets/ID/             a ready dataset: meta.json, stats.json, rows.ndjson, rows.idx,
                              sample.ndjson
     trash/                   datasets being deleted
-    keys.json                hashed API keys (see streaming.auth)
+    keys.json                hashed API keys (see streaming.web.auth)
 
 A dataset becomes visible by one ``rename`` of its finished directory, so a reader sees all of
 it or nothing, and a ready dataset never changes. Ids are checked against a strict pattern

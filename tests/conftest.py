@@ -9,30 +9,59 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from server import Rillet, create_app
-from streaming.jobs import Jobs
+from server import Rillet, wsgi_app
 from streaming.settings import Settings
-from sync_worker import sync_job
+from sync_worker import sync_all
 
 ROOT = Path(__file__).resolve().parent.parent
 READ_KEY = "test-read-key"
 WRITE_KEY = "test-write-key"
 
 
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    """Settings for an in-process app: the test keys, no worker thread, no rate limit."""
+    defaults: dict[str, Any] = {
+        "api_keys": f"{READ_KEY}:read,{WRITE_KEY}:write",
+        "sync_worker": False,
+        "page_max": 1000,
+        "rate_limit": 0,  # test_auth and test_app's rate-limit tests set their own
+    }
+    return Settings.from_env({}, data_dir=data_dir, **{**defaults, **overrides})
+
+
+def app_client(rillet: Rillet, key: str | None = WRITE_KEY) -> httpx.Client:
+    """A client of the app in-process, the WSGI stack whole as ``python server.py`` serves it
+    (gzip, CORS, the access log), over httpx's WSGI transport."""
+    headers = {"X-API-Key": key} if key else {}
+    return httpx.Client(
+        transport=httpx.WSGITransport(app=wsgi_app(rillet)),
+        base_url="http://rillet.test",
+        headers=headers,
+    )
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The one error shape: {"error": {"code", "message"}} with a JSON content type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert isinstance(body["error"]["code"], str) and body["error"]["code"]
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert "Traceback" not in response.text
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body["error"]  # type: ignore[no-any-return]
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings.from_env(
-        {},
-        data_dir=tmp_path / "data",
-        api_keys=f"{READ_KEY}:read,{WRITE_KEY}:write",
-        sync_worker=False,
-        page_max=1000,
-        rate_limit=0,  # test_auth and test_app's rate-limit tests set their own
-    )
+    return make_settings(tmp_path / "data")
 
 
 @pytest.fixture
@@ -44,34 +73,19 @@ def rillet(settings: Settings) -> Iterator[Rillet]:
 
 @pytest.fixture
 def client(rillet: Rillet) -> Iterator[httpx.Client]:
-    transport = httpx.WSGITransport(app=create_app(rillet))
-    with httpx.Client(
-        transport=transport, base_url="http://rillet.test", headers={"X-API-Key": WRITE_KEY}
-    ) as c:
+    with app_client(rillet) as c:
         yield c
-
-
-def run_queued_jobs(rillet: Rillet) -> int:
-    """Sync every queued job in this process (the worker loop does it in a child process)."""
-    jobs: Jobs = rillet.jobs
-    done = 0
-    while (claim := jobs.claim()) is not None:
-        jobs.start(claim)
-        sync_job(rillet.settings, claim.job_id)
-        jobs.settle(claim)
-        done += 1
-    return done
 
 
 def upload(
     client: httpx.Client, rillet: Rillet, text: str, name: str = "t.csv", **params: str
 ) -> str:
-    """Upload CSV text, sync it, and return the dataset id."""
+    """Upload CSV text, sync it by the worker's own step, and return the dataset id."""
     response = client.post(
         "/datasets", params=params, files={"file": (name, text.encode("utf-8"), "text/csv")}
     )
     assert response.status_code == 202, response.text
-    run_queued_jobs(rillet)
+    sync_all(rillet.settings)
     dataset_id: str = response.json()["dataset"]["id"]
     return dataset_id
 

@@ -17,7 +17,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server import Rillet
-from tests.conftest import READ_KEY, ROOT, WRITE_KEY, run_queued_jobs, upload
+from tests.conftest import (
+    READ_KEY,
+    ROOT,
+    WRITE_KEY,
+    app_client,
+    assert_error,
+    make_settings,
+    sync_all,
+    upload,
+)
 
 FLIGHTS = """carrier,origin,dep_delay,distance,day,on_time
 UA,JFK,61,1400.5,2024-12-01,false
@@ -29,20 +38,6 @@ DL,ATL,12,760.25,2024-12-03,NA
 
 def numbered(rows: int) -> str:
     return "n,square,label\n" + "".join(f"{i},{i * i},row {i}\n" for i in range(rows))
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """The one error shape: {"error": {"code", "message"}} with a JSON content type."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}
-    assert isinstance(body["error"]["code"], str) and body["error"]["code"]
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    assert "Traceback" not in response.text
-    if code is not None:
-        assert body["error"]["code"] == code
-    return body["error"]  # type: ignore[no-any-return]
 
 
 def test_upload_answers_202_with_a_queued_job(client: httpx.Client) -> None:
@@ -62,7 +57,7 @@ def test_upload_answers_202_with_a_queued_job(client: httpx.Client) -> None:
 
 def test_job_reports_done_with_progress_after_sync(client: httpx.Client, rillet: Rillet) -> None:
     response = client.post("/datasets", files={"file": ("f.csv", FLIGHTS.encode())})
-    run_queued_jobs(rillet)
+    sync_all(rillet.settings)
     job = client.get(response.json()["job"]["url"]).json()
     assert job["status"] == "done" and job["error"] is None
     assert job["progress"]["rows"] == 4 and job["progress"]["fraction"] == 1.0
@@ -77,7 +72,7 @@ def test_raw_text_csv_body_is_accepted_with_a_name(client: httpx.Client, rillet:
         headers={"Content-Type": "text/csv"},
     )
     assert response.status_code == 202
-    run_queued_jobs(rillet)
+    sync_all(rillet.settings)
     meta = client.get(f"/datasets/{response.json()['dataset']['id']}").json()
     assert meta["name"] == "flights" and meta["rows"] == 4
 
@@ -264,7 +259,7 @@ def test_delete_of_a_queued_upload_cancels_it(client: httpx.Client, rillet: Rill
     response = client.post("/datasets", files={"file": ("f.csv", FLIGHTS.encode())})
     dataset_id = response.json()["dataset"]["id"]
     assert client.delete(f"/datasets/{dataset_id}").status_code == 204
-    assert run_queued_jobs(rillet) == 0
+    assert sync_all(rillet.settings) == 0
     assert_error(client.get(f"/datasets/{dataset_id}"), 404)
 
 
@@ -290,7 +285,7 @@ def test_failed_sync_is_reported_on_the_job_and_the_probe(
     client: httpx.Client, rillet: Rillet
 ) -> None:
     response = client.post("/datasets", files={"file": ("bad.csv", b"a,b\n1,2\n3,4,5\n")})
-    run_queued_jobs(rillet)
+    sync_all(rillet.settings)
     job = client.get(response.json()["job"]["url"]).json()
     assert job["status"] == "failed"
     assert job["error"] == {
@@ -481,10 +476,7 @@ def call(path, method="GET", body=b"", query=""):
 status, out = call("/datasets", "POST", b"a,b\\n1,x\\n2,y\\n", "name=t")
 assert status.startswith("202"), out
 dataset = orjson.loads(out)["dataset"]["id"]
-claim = rillet.jobs.claim()
-rillet.jobs.start(claim)
-sync_worker.sync_job(settings, claim.job_id)
-rillet.jobs.settle(claim)
+sync_worker.sync_all(settings)
 for path, query in [("/health", ""), ("/datasets", ""), ("/fetch-data", "limit=1"),
                     ("/fetch-data", "metadata_only=true"), (f"/datasets/{{dataset}}/stats", ""),
                     (f"/datasets/{{dataset}}/insights", ""),
@@ -559,7 +551,7 @@ def test_delete_waits_for_a_sync_holding_its_job(client: httpx.Client, rillet: R
 def upload_bytes(client: httpx.Client, rillet: Rillet, data: bytes, **params: str) -> str:
     response = client.post("/datasets", params=params, files={"file": ("f.csv", data)})
     assert response.status_code == 202, response.text
-    run_queued_jobs(rillet)
+    sync_all(rillet.settings)
     job = client.get(response.json()["job"]["url"]).json()
     assert job["status"] == "done", job
     return str(response.json()["dataset"]["id"])
@@ -569,7 +561,7 @@ def test_access_log_has_one_line_per_request_and_never_a_key(
     rillet: Rillet, caplog: pytest.LogCaptureFixture
 ) -> None:
     from server import create_app
-    from streaming.wsgi import AccessLog
+    from streaming.web.wsgi import AccessLog
 
     transport = httpx.WSGITransport(app=AccessLog(create_app(rillet)))
     with (
@@ -594,22 +586,9 @@ def test_access_log_has_one_line_per_request_and_never_a_key(
 
 @pytest.mark.parametrize("safe", [True, False])
 def test_csv_cells_that_would_start_a_formula_are_neutralised(tmp_path: Path, safe: bool) -> None:
-    from server import create_app
-    from streaming.settings import Settings
 
-    settings = Settings.from_env(
-        {},
-        data_dir=tmp_path / "d",
-        api_keys=f"{WRITE_KEY}:write",
-        sync_worker=False,
-        csv_safe=safe,
-    )
-    rillet = Rillet(settings)
-    with httpx.Client(
-        transport=httpx.WSGITransport(app=create_app(rillet)),
-        base_url="http://rillet.test",
-        headers={"X-API-Key": WRITE_KEY},
-    ) as c:
+    rillet = Rillet(make_settings(tmp_path / "d", csv_safe=safe))
+    with app_client(rillet) as c:
         dataset_id = upload(c, rillet, "cmd,n\n=SUM(A1),-5\n@x,3\nplain,1\n")
         exported = c.get(f"/datasets/{dataset_id}/export").text.splitlines()
         page = c.get(f"/datasets/{dataset_id}/rows", params={"format": "csv"}).text.splitlines()
@@ -625,7 +604,7 @@ def test_cors_answers_preflights_and_marks_responses_for_allowed_origins(
     rillet: Rillet,
 ) -> None:
     from server import create_app
-    from streaming.wsgi import Cors
+    from streaming.web.wsgi import Cors
 
     app = Cors(create_app(rillet), "https://dash.example.com, https://other.example.com/")
     with httpx.Client(transport=httpx.WSGITransport(app=app), base_url="http://rillet.test") as c:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import httpx
 import jsonschema
 import orjson
 import pytest
@@ -24,16 +23,15 @@ from altair.vegalite.v6.schema import core as vega_lite
 import charts.data
 import streaming.aggregate
 from charts.recommend import recommend
-from charts.render import RenderUnavailable, image
+from charts.render import image
 from charts.request import MARKS
 from charts.spec import SCHEMA, chart, validate
-from server import Rillet, create_app
+from server import Rillet
 from streaming import filter as filters
 from streaming.aggregate import Aggregate, group_by
-from streaming.errors import BadRequest
+from streaming.errors import BadRequest, RenderUnavailable
 from streaming.read import Dataset, open_dataset
-from streaming.settings import Settings
-from tests.conftest import WRITE_KEY, upload
+from tests.conftest import app_client, make_settings, upload
 
 MAX_GROUPS = 10_000
 VALIDATOR = jsonschema.Draft7Validator(vega_lite.load_schema())
@@ -202,17 +200,8 @@ class Data:
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Data]:
     """One app and four datasets for the whole module (a sync each, once)."""
-    settings = Settings.from_env(
-        {},
-        data_dir=tmp_path_factory.mktemp("charts") / "data",
-        api_keys=f"{WRITE_KEY}:write",
-        sync_worker=False,
-    )
-    rillet = Rillet(settings)
-    transport = httpx.WSGITransport(app=create_app(rillet))
-    with httpx.Client(
-        transport=transport, base_url="http://rillet.test", headers={"X-API-Key": WRITE_KEY}
-    ) as client:
+    rillet = Rillet(make_settings(tmp_path_factory.mktemp("charts") / "data"))
+    with app_client(rillet) as client:
         texts = {
             "generated": GENERATED_CSV,
             "flights": flights(),

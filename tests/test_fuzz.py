@@ -17,7 +17,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from server import Rillet, create_app
 from streaming.settings import Settings
-from sync_worker import sync_job
+from sync_worker import sync_all
 
 KEY = "fuzz-key"
 _DATA = Path(tempfile.mkdtemp(prefix="rillet-fuzz-"))
@@ -36,11 +36,7 @@ def _dataset() -> tuple[str, str]:
     upload.write_text("n,x,cat,day,flag\n" + rows)
     source = {"filename": "f.csv", "bytes": upload.stat().st_size, "sha256": "0" * 64}
     _RILLET.jobs.create(ids.job, ids.dataset, "f", source, {"delimiter": None, "encoding": None})
-    claim = _RILLET.jobs.claim()
-    assert claim is not None
-    _RILLET.jobs.start(claim)
-    sync_job(_RILLET.settings, claim.job_id)
-    _RILLET.jobs.settle(claim)
+    assert sync_all(_RILLET.settings) == 1
     return ids.dataset, ids.job
 
 

@@ -21,12 +21,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charts import chat as chat_module
 from charts.chat import HISTORY_MAX, RESULT_ROWS, ReplyText
 from charts.profile import BUDGET
-from server import Rillet, create_app
+from server import Rillet
+from streaming.query import RowsQuery
 from streaming.settings import Settings
-from tests.conftest import READ_KEY, WRITE_KEY, run_queued_jobs, start_server, stop, wait_for
+from tests.conftest import (
+    READ_KEY,
+    WRITE_KEY,
+    app_client,
+    make_settings,
+    start_server,
+    stop,
+    sync_all,
+    wait_for,
+)
 from tests.fake_groq import FakeGroq, Reply, error_body
 
 MODEL = "openai/gpt-oss-20b"
@@ -63,17 +72,13 @@ class Api:
 
     def __init__(self, settings: Settings) -> None:
         self.rillet = Rillet(settings)
-        self.http = httpx.Client(
-            transport=httpx.WSGITransport(app=create_app(self.rillet)),
-            base_url="http://rillet.test",
-            headers={"X-API-Key": WRITE_KEY},
-        )
+        self.http = app_client(self.rillet)
         self.dataset = self.upload(flights())
 
     def upload(self, text: str, name: str = "flights.csv") -> str:
         response = self.http.post("/datasets", files={"file": (name, text.encode(), "text/csv")})
         assert response.status_code == 202, response.text
-        run_queued_jobs(self.rillet)
+        sync_all(self.rillet.settings)
         dataset: str = response.json()["dataset"]["id"]
         return dataset
 
@@ -85,17 +90,6 @@ class Api:
         self.rillet.close()
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return Settings.from_env(
-        {},
-        data_dir=tmp_path / "data",
-        api_keys=f"{READ_KEY}:read,{WRITE_KEY}:write",
-        sync_worker=False,
-        rate_limit=0,
-        **overrides,
-    )
-
-
 @pytest.fixture
 def groq() -> Iterator[FakeGroq]:
     with FakeGroq(lambda request: GOOD_INSIGHTS) as fake:
@@ -104,7 +98,7 @@ def groq() -> Iterator[FakeGroq]:
 
 @pytest.fixture
 def offline(tmp_path: Path) -> Iterator[Api]:
-    api = Api(make_settings(tmp_path))
+    api = Api(make_settings(tmp_path / "data"))
     yield api
     api.close()
 
@@ -118,7 +112,7 @@ def online(tmp_path: Path, groq: FakeGroq) -> Iterator[Api]:
 
 def llm_settings(tmp_path: Path, groq: FakeGroq, **overrides: Any) -> Settings:
     values = {"groq_api_key": "gsk_secret_test_key", "groq_base_url": groq.base_url}
-    return make_settings(tmp_path, **{**values, **overrides})
+    return make_settings(tmp_path / "data", **{**values, **overrides})
 
 
 def titles(found: list[dict[str, Any]]) -> set[str]:
@@ -810,7 +804,7 @@ def test_a_query_that_fails_inside_the_engine_is_reported_not_a_500(
     def broken(*args: Any) -> Any:
         raise ZeroDivisionError("a bug")
 
-    monkeypatch.setitem(chat_module.ROUTE_RUNNERS, "rows", broken)
+    monkeypatch.setattr(RowsQuery, "run", broken)  # the query layer, as routes run it too
     content = chat_reply("Rows:", {"route": "rows", "params": {}})
     groq.script(Reply(content=content), Reply(content=content))
     body = online.http.post(f"/datasets/{online.dataset}/chat", json={"message": "?"}).json()

@@ -27,9 +27,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server import Rillet, create_app
-from streaming.settings import Settings
-from tests.conftest import READ_KEY, WRITE_KEY, upload
+from server import Rillet
+from tests.conftest import app_client, assert_error, make_settings, upload
 
 # --- The generated dataset -------------------------------------------------------------------
 
@@ -124,31 +123,14 @@ class Api:
         return self.client.get(f"/datasets/{self.dataset_id}{suffix}", params=params, **kw)
 
 
-def make_client(rillet: Rillet) -> httpx.Client:
-    return httpx.Client(
-        transport=httpx.WSGITransport(app=create_app(rillet)),
-        base_url="http://rillet.test",
-        headers={"X-API-Key": WRITE_KEY},
-    )
-
-
 def make_rillet(data_dir: Path, **overrides: Any) -> Rillet:
-    return Rillet(
-        Settings.from_env(
-            {},
-            data_dir=data_dir,
-            api_keys=f"{READ_KEY}:read,{WRITE_KEY}:write",
-            sync_worker=False,
-            rate_limit=0,  # these tests send hundreds of requests a second
-            **overrides,
-        )
-    )
+    return Rillet(make_settings(data_dir, page_max=10_000, **overrides))
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     rillet = make_rillet(tmp_path_factory.mktemp("query") / "data")
-    with make_client(rillet) as client:
+    with app_client(rillet) as client:
         yield Api(client, rillet, upload(client, rillet, CSV_TEXT, name="orders.csv"))
 
 
@@ -176,20 +158,6 @@ def db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConn
 
 
 # --- Helpers ---------------------------------------------------------------------------------
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """The one error shape: {"error": {"code", "message"}} with a JSON content type."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert isinstance(body["error"]["code"], str) and body["error"]["code"]
-    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
-    assert "Traceback" not in response.text
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    return body["error"]  # type: ignore[no-any-return]
 
 
 def sql_ids(db: duckdb.DuckDBPyConnection, where: str, order: str = "id") -> list[int]:
@@ -432,7 +400,7 @@ def test_sorted_pages_continue_by_offset(api: Api, db: duckdb.DuckDBPyConnection
 
 def test_sort_deeper_than_sort_max_is_a_400(tmp_path: Path) -> None:
     rillet = make_rillet(tmp_path / "data", sort_max=50)
-    with make_client(rillet) as client:
+    with app_client(rillet) as client:
         dataset_id = upload(client, rillet, "n\n" + "".join(f"{i % 7}\n" for i in range(200)))
         rows = f"/datasets/{dataset_id}/rows"
         error = assert_error(
@@ -670,7 +638,7 @@ def test_groupby_past_groupby_max_is_truncated_and_new_groups_are_not_counted(
     rillet = make_rillet(tmp_path / "data", groupby_max=3)
     # First seen: a, b, c; then d and e arrive when the cap is reached; a, b, c keep counting.
     keys = ["a", "b", "c", "d", "a", "e", "b", "c", "a", "d", "c"]
-    with make_client(rillet) as client:
+    with app_client(rillet) as client:
         dataset_id = upload(
             client, rillet, "k,v\n" + "".join(f"{k},{i}\n" for i, k in enumerate(keys))
         )
@@ -696,7 +664,7 @@ def test_groupby_keeps_the_first_groups_seen_in_file_order(tmp_path: Path) -> No
     request gives the same answer in every process (and so deserves its strong ETag)."""
     rillet = make_rillet(tmp_path / "data", groupby_max=5)
     keys = [f"g{i % 40:02d}" for i in range(120)]
-    with make_client(rillet) as client:
+    with app_client(rillet) as client:
         dataset_id = upload(client, rillet, "k\n" + "".join(f"{k}\n" for k in keys))
         body = client.get(f"/datasets/{dataset_id}/groupby", params={"by": "k"}).json()
         assert body["truncated"] is True

@@ -23,8 +23,14 @@ from typing import Any
 
 import orjson
 
-from streaming.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
-from streaming.settings import SettingError
+from streaming.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    RateLimited,
+    SettingError,
+    Unauthorized,
+)
 from streaming.store import utc_now, write_atomic
 
 SCOPES = ("read", "write")

@@ -1,0 +1,168 @@
+"""Datasets and their sync jobs: upload, list, probe, delete, and a job's progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from streaming import metadata, params
+from streaming.convert import WIDE_ENCODINGS, resolve_encoding
+from streaming.errors import NotFound, NotReady
+from streaming.jobs import PUBLIC_FIELDS
+from streaming.store import Store, check_dataset_id
+from streaming.upload import spool_upload
+from streaming.web.exchange import Answer, Call, etag_of, json_answer, not_modified, raw_json
+from streaming.web.openapi import Doc, errors, json_content, param, ref
+from streaming.web.state import Rillet
+
+UPLOAD = Doc(
+    "Upload a CSV (write scope)",
+    {"202": json_content(ref("Accepted"), "Queued for sync"), **errors(400, 413, 415, 422)},
+    (
+        param("name", {"type": "string"}, "Dataset name (raw bodies)."),
+        param("delimiter", {"type": "string"}, "Field delimiter; sniffed if absent."),
+        param("encoding", {"type": "string"}, "Text encoding (default utf-8)."),
+    ),
+    body={
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    },
+)
+
+
+def upload(rillet: Rillet, call: Call) -> Answer:
+    """Spool the body to disk (capped, hashed on the way), queue its sync, answer 202."""
+    values = call.params
+    params.only(values, ("name", "delimiter", "encoding"))
+    delimiter = params.delimiter(values)
+    encoding = resolve_encoding(values.get("encoding")) if values.get("encoding") else None
+    name = values.get("name") or None
+    ids = rillet.store.new_ids()
+    spooled = spool_upload(
+        dict(call.environ),
+        rillet.store.upload_path(ids.job),
+        max_bytes=rillet.settings.max_upload_mb * 2**20,
+        name=name,
+        # UTF-16 and UTF-32 text is full of NUL bytes: no binary sniffing for them.
+        binary_check=not (encoding or "").startswith(WIDE_ENCODINGS),
+    )
+    source = {"filename": spooled.filename, "bytes": spooled.bytes, "sha256": spooled.sha256}
+    options = {"delimiter": delimiter, "encoding": encoding}
+    job = rillet.jobs.create(ids.job, ids.dataset, name or spooled.filename, source, options)
+    rillet.wake()
+    return json_answer(
+        {
+            "dataset": {"id": ids.dataset, "name": job["name"], "status": "queued"},
+            "job": {"id": ids.job, "status": "queued", "url": f"/jobs/{ids.job}"},
+        },
+        status=202,
+    )
+
+
+LISTING = Doc(
+    "All datasets",
+    {
+        "200": json_content(
+            {
+                "type": "object",
+                "required": ["datasets"],
+                "properties": {"datasets": {"type": "array", "items": ref("Metadata")}},
+            },
+            "Metadata of every dataset",
+        )
+    },
+)
+
+
+def listing(rillet: Rillet, call: Call) -> Answer:
+    store = rillet.store
+    ready = [store.meta_bytes(i) for i in store.ready_ids()]
+    pending = [orjson.dumps(metadata.pending(j)) for j in _pending_jobs(rillet)]
+    return raw_json(b'{"datasets":[' + b",".join(m for m in ready + pending if m) + b"]}")
+
+
+def _pending_jobs(rillet: Rillet) -> list[dict[str, Any]]:
+    """Jobs whose dataset is not ready: queued, running or failed."""
+    out = []
+    for entry in sorted(rillet.store.root.joinpath("jobs").iterdir()):
+        record = rillet.jobs.find(entry.stem)
+        if (
+            record
+            and record["status"] != "done"
+            and not rillet.store.is_ready(record["dataset_id"])
+        ):
+            out.append(record)
+    return out
+
+
+PROBE = Doc(
+    "Metadata probe (reads no rows)",
+    {"200": json_content(ref("Metadata"), "Metadata"), **errors(404)},
+)
+
+
+def probe(rillet: Rillet, call: Call) -> Answer:
+    dataset_id = call.args["dataset_id"]
+    body = metadata_bytes(rillet, dataset_id)
+    if not rillet.store.is_ready(dataset_id):
+        return raw_json(body)  # still syncing: it will change, so no ETag
+    etag = etag_of(dataset_id, call)
+    return not_modified(etag, call) or raw_json(body, ETag=etag)
+
+
+def metadata_bytes(rillet: Rillet, dataset_id: str) -> bytes:
+    """A dataset's METADATA as JSON, ready or not; 404 if there is no such dataset."""
+    check_dataset_id(dataset_id)
+    meta = rillet.store.meta_bytes(dataset_id)
+    if meta is not None:
+        return meta
+    job = rillet.jobs.find(Store.job_of(dataset_id))
+    if job is None:
+        raise NotFound(f"dataset {dataset_id!r} does not exist")
+    return orjson.dumps(metadata.pending(job))
+
+
+DELETE = Doc(
+    "Delete a dataset (write scope)", {"204": {"description": "Deleted"}, **errors(404, 409)}
+)
+
+
+def delete(rillet: Rillet, call: Call) -> Answer:
+    dataset_id = call.args["dataset_id"]
+    store, jobs = rillet.store, rillet.jobs
+    job_id = store.job_of(check_dataset_id(dataset_id))
+    # Under the job's lock, so no worker can claim the upload while it is deleted.
+    claim = jobs.lock(job_id)
+    if claim is None:
+        raise NotReady(
+            f"dataset {dataset_id!r} is being synced; delete it when the sync ends",
+            code="sync_running",
+        )
+    try:
+        deleted = store.delete(dataset_id)
+        if jobs.find(job_id) is not None:
+            jobs.delete(job_id)  # a queued upload, or the record of a finished one
+            deleted = True
+    finally:
+        claim.release()
+    if not deleted:
+        raise NotFound(f"dataset {dataset_id!r} does not exist")
+    return Answer(b"", 204)
+
+
+JOB = Doc("A sync job", {"200": json_content(ref("Job"), "Job"), **errors(404)})
+
+
+def job(rillet: Rillet, call: Call) -> Answer:
+    record = rillet.jobs.get(call.args["job_id"])
+    return json_answer({field: record[field] for field in PUBLIC_FIELDS})

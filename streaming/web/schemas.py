@@ -1,0 +1,173 @@
+"""The JSON schemas of the API's bodies, as ``/openapi.json`` declares them (API.md's shapes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streaming.jobs import PUBLIC_FIELDS
+
+_TYPES = ["integer", "number", "boolean", "date", "datetime", "string", "null"]
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_TIME = {"type": ["string", "null"]}
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "version", "datasets", "jobs"],
+        "properties": {
+            "status": {"type": "string"},
+            "version": {"type": "string"},
+            "datasets": {"type": "integer"},
+            "jobs": {
+                "type": "object",
+                "properties": {"queued": {"type": "integer"}, "running": {"type": "integer"}},
+            },
+        },
+    },
+    "Accepted": {
+        "type": "object",
+        "required": ["dataset", "job"],
+        "properties": {"dataset": {"type": "object"}, "job": {"type": "object"}},
+    },
+    "Metadata": {
+        "type": "object",
+        "required": [
+            "id",
+            "name",
+            "status",
+            "rows",
+            "columns",
+            "source",
+            "bytes",
+            "created_at",
+            "ready_at",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "running", "ready", "failed"]},
+            "rows": _NULLABLE_INT,
+            "columns": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "type", "nulls"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "type": {"enum": _TYPES},
+                        "nulls": {"type": "integer"},
+                    },
+                },
+            },
+            "source": {"type": "object"},
+            "bytes": _NULLABLE_INT,
+            "created_at": _TIME,
+            "ready_at": _TIME,
+        },
+    },
+    "RowsPage": {
+        "type": "object",
+        "required": ["dataset", "offset", "limit", "rows", "total", "next"],
+        "properties": {
+            "dataset": {"type": "string"},
+            "offset": {"type": "integer"},
+            "limit": {"type": "integer"},
+            "rows": {"type": "array", "items": {"type": "object"}},
+            "total": _NULLABLE_INT,
+            "next": {"type": ["string", "null"]},
+        },
+    },
+    "Stats": {
+        "type": "object",
+        "required": ["dataset", "rows_matched", "columns"],
+        "properties": {
+            "dataset": {"type": "string"},
+            "rows_matched": {"type": "integer"},
+            "columns": {"type": "object", "additionalProperties": {"type": "object"}},
+        },
+    },
+    "Groups": {
+        "type": "object",
+        "required": ["dataset", "groups", "truncated"],
+        "properties": {
+            "dataset": {"type": "string"},
+            "groups": {"type": "array", "items": {"type": "object"}},
+            "truncated": {"type": "boolean"},
+        },
+    },
+    "Insights": {
+        "type": "object",
+        "required": ["dataset", "insights", "model", "source", "cached"],
+        "properties": {
+            "dataset": {"type": "string"},
+            "column": {"type": "string"},
+            "insights": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["title", "detail", "columns"],
+                    "properties": {
+                        "title": {"type": "string"},
+                        "detail": {"type": "string"},
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+            "model": {"type": ["string", "null"]},
+            "source": {"type": "string", "enum": ["llm", "statistics"]},
+            "cached": {"type": "boolean"},
+        },
+    },
+    "ChatRequest": {
+        "type": "object",
+        "required": ["message"],
+        "properties": {
+            "message": {"type": "string", "minLength": 1, "maxLength": 4000},
+            "history": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["role", "content"],
+                    "properties": {
+                        "role": {"type": "string", "enum": ["user", "assistant"]},
+                        "content": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "ChatReply": {
+        "type": "object",
+        "required": ["reply", "model", "query", "result"],
+        "properties": {
+            "reply": {"type": "string"},
+            "model": {"type": "string"},
+            "query": {"type": ["object", "null"]},
+            "result": {"type": ["object", "null"]},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": list(PUBLIC_FIELDS),
+        "properties": {
+            "id": {"type": "string"},
+            "dataset_id": {"type": "string"},
+            "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+            "progress": {"type": "object"},
+            "error": {"type": ["object", "null"]},
+            "created_at": _TIME,
+            "started_at": _TIME,
+            "finished_at": _TIME,
+        },
+    },
+}

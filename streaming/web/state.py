@@ -1,0 +1,43 @@
+"""The application's state: what every handler is given besides its request's values."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from charts.insights import AnswerCache
+from charts.llm import SharedClient
+from streaming.jobs import Jobs
+from streaming.settings import Settings
+from streaming.store import Store
+from streaming.web.auth import KeyRing, RateLimiter
+from streaming.web.limits import Slots
+
+VERSION = "0.1.0"
+
+
+class Rillet:
+    """Settings, the data directory, keys and limits, the LLM client, and the worker to wake."""
+
+    def __init__(self, settings: Settings, wake: Callable[[], None] = lambda: None) -> None:
+        self.settings = settings
+        self.store = Store(settings.data_dir)
+        self.jobs = Jobs(self.store)
+        self.keys = KeyRing(settings.data_dir / "keys.json", settings.api_keys)
+        self.limiter = RateLimiter(settings.rate_limit)
+        self.insights_cache = AnswerCache(settings.data_dir / "cache" / "insights")
+        self.llm = SharedClient(settings)  # built when an LLM route first runs
+        self.wake = wake
+        self.started = time.monotonic()
+        self.openapi = b"{}"  # the document of the routes served, set by the app factory
+        # Work that holds a thread for long, each capped below THREADS (streaming.web.limits).
+        self.streams = Slots(
+            settings.streams_max, "responses are streaming", "STREAMS_MAX", "too_many_streams"
+        )
+        self.llm_calls = Slots(
+            settings.llm_max, "LLM calls are running", "LLM_MAX", "too_many_llm_calls"
+        )
+
+    def close(self) -> None:
+        """Release what the app holds open between requests (the LLM's connections)."""
+        self.llm.close()
