@@ -25,7 +25,12 @@ the generated CSV (bench/make_csv.py, cached in bench/.data/) with ``POST /datas
    CSV, probes, stats, health); the growth should be near zero. The sync runs in a child
    process of the server, so its memory is not in these figures.
 
-3. Whether httpx (imported lazily, only for LLM requests) is loaded in the server, from
+3. Compression. A 1,000-row and a 10,000-row page and the full export, each asked plain
+   (``Accept-Encoding: identity``) and gzipped: bytes on the wire and the median time to
+   receive the whole body (not decoded), as ratios gzip / plain. Sections 1 and 2 ask plain,
+   so they compare with figures from before gzip.
+
+4. Whether httpx (imported lazily, only for LLM requests) is loaded in the server, from
    GET /health's ``llm_client_loaded``.
 
 The clients run in this process, so at 16 clients part of each latency is client-side Python
@@ -157,8 +162,9 @@ def wait_until_up(server: Server) -> None:
     raise SystemExit(f"the server did not answer within {START_TIMEOUT:.0f} s")
 
 
-def client(server: Server) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers={"X-API-Key": KEY}, timeout=60)
+def client(server: Server, encoding: str = "identity") -> httpx.Client:
+    headers = {"X-API-Key": KEY, "Accept-Encoding": encoding}
+    return httpx.Client(base_url=server.url, headers=headers, timeout=120)
 
 
 def upload_and_sync(server: Server, csv_path: Path) -> dict[str, Any]:
@@ -377,6 +383,51 @@ def settled_rss(server: Server) -> dict[str, float]:
     return proc_status_mib(server.pid)
 
 
+def measure_compression(server: Server, dataset_id: str, repeat: int) -> list[dict[str, Any]]:
+    """Each body plain and gzipped: wire bytes and the median seconds to receive it whole."""
+    bodies = {
+        "1,000-row page": (f"/datasets/{dataset_id}/rows?limit=1000", repeat),
+        "10,000-row page": (f"/datasets/{dataset_id}/rows?limit=10000", max(3, repeat // 4)),
+        "full export (csv)": (f"/datasets/{dataset_id}/export", 3),
+    }
+    out = []
+    for name, (url, times) in bodies.items():
+        figures: dict[str, Any] = {"body": name}
+        for encoding in ("identity", "gzip"):
+            with client(server, encoding) as c:
+                size, seconds = 0, []
+                for _ in range(times + 1):  # the first is a warm-up
+                    started = time.perf_counter()
+                    with c.stream("GET", url) as response:
+                        size = sum(len(chunk) for chunk in response.iter_raw())
+                    seconds.append(time.perf_counter() - started)
+            figures[encoding] = {"bytes": size, "median_ms": statistics.median(seconds[1:]) * 1000}
+        plain, packed = figures["identity"], figures["gzip"]
+        figures["bytes_ratio"] = ratio(packed["bytes"], plain["bytes"])
+        figures["time_ratio"] = ratio(packed["median_ms"], plain["median_ms"])
+        out.append(figures)
+    return out
+
+
+def print_compression(rows: list[dict[str, Any]]) -> None:
+    print_table(
+        ["body", "plain bytes", "gzip bytes", "bytes ratio", "plain ms", "gzip ms", "time ratio"],
+        [
+            [
+                r["body"],
+                r["identity"]["bytes"],
+                r["gzip"]["bytes"],
+                r["bytes_ratio"],
+                r["identity"]["median_ms"],
+                r["gzip"]["median_ms"],
+                r["time_ratio"],
+            ]
+            for r in rows
+        ],
+        title="Compression (gzip / plain; loopback, so time is the server's CPU, not the wire)",
+    )
+
+
 def httpx_loaded(server: Server) -> bool | None:
     """Whether the server has imported httpx (GET /health's ``llm_client_loaded``)."""
     with client(server) as c:
@@ -454,11 +505,13 @@ def main(argv: list[str] | None = None) -> int:
         urls = endpoints(meta["id"], meta["rows"])
         lat = measure_latency(server, urls, args.requests)
         memory = measure_memory(server, meta["id"], meta["rows"], args.mixed)
+        compression = measure_compression(server, meta["id"], repeat=20)
         loaded = httpx_loaded(server)
     print_machine(context)
     print_dataset(meta)
     print_latency(lat)
     print_memory(memory)
+    print_compression(compression)
     print_httpx(loaded)
     figures = {
         "machine": context,
@@ -472,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency": lat,
         "ratios": latency_ratios(lat),
         "memory": memory,
+        "compression": compression,
         "httpx_loaded": loaded,
     }
     write_json(args.json, figures)
