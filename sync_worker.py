@@ -165,6 +165,7 @@ def sync_job(settings: Settings, job_id: str) -> None:
                 "encoding": conversion.encoding,
             },
             "bytes": sum(f.stat().st_size for f in tmp.iterdir()),
+            "columns_format": conversion.columns_format,
             "created_at": job["created_at"],
             "ready_at": utc_now(),
         }
