@@ -61,7 +61,7 @@ def group_by(
             group.count += sizes[local]
             kept[local] = group
         for position, functions in wanted.items():
-            _fold(reader, position, block, flags, ids, kept, functions)
+            _fold(reader, position, block, flags, ids, sizes, kept, functions)
     names = [reader.dataset.names[p] for p in by]
     pairs = groups.items()
     return [_result(names, k if len(by) > 1 else (k,), g, list(aggregates)) for k, g in pairs], (
@@ -151,20 +151,22 @@ def _fold(
     block: int,
     flags: bytes,
     ids: list[int],
+    sizes: Counter[int],
     kept: dict[int, _Group],
     functions: set[str],
 ) -> None:
-    """Add one aggregated column of one block into its groups."""
+    """Add one aggregated column of one block into its groups (``sizes``: rows per id)."""
     segment = reader.segment(position, block)
     if segment.all_null or not kept:
         return
     if segment.floating:
-        _fold_floats(reader, position, block, flags, ids, kept, functions)
+        _fold_floats(reader, position, block, flags, ids, sizes, kept, functions)
         return
     keep = flags
     if segment.null_flags is not None:  # only the values: nulls count for nothing
         keep = bytes(map(mul, flags, segment.null_flags.translate(fmt._FLIP)))
         ids = list(compress(ids, compress(segment.null_flags.translate(fmt._FLIP), flags)))
+        sizes = Counter(ids)
     kind = reader.kinds[position]
     stored: Any = segment.stored()
     if kind == "string":  # by rank, so that the first of a run is its least
@@ -183,9 +185,8 @@ def _fold(
     offsets = list(compress(stored, keep))
     shift = max(1, span.bit_length())
     ordered = sorted(map(add, map(lshift, ids, repeat(shift)), offsets))
-    counts = Counter(ids)
     for local, group in kept.items():
-        n = counts.get(local)
+        n = sizes.get(local)
         if not n:
             continue
         base = local << shift
@@ -221,6 +222,7 @@ def _fold_floats(
     block: int,
     flags: bytes,
     ids: list[int],
+    sizes: Counter[int],
     kept: dict[int, _Group],
     functions: set[str],
 ) -> None:
@@ -230,9 +232,8 @@ def _fold_floats(
     order = sorted(range(len(ids)), key=ids.__getitem__)
     arranged = list(map(values.__getitem__, order))
     arranged_ids = list(map(ids.__getitem__, order))
-    counts = Counter(ids)
     for local, group in kept.items():
-        n = counts.get(local)
+        n = sizes.get(local)
         if not n:
             continue
         start = bisect_left(arranged_ids, local)
