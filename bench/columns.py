@@ -55,8 +55,13 @@ FLIGHTS = [
     ("count carrier=UA", "count", {"carrier": "UA"}, "", ""),
     ("count distance__gt=1000", "count", {"distance__gt": "1000"}, "", ""),
     ("group-by carrier: count, sum distance", "group", {}, "carrier", "count,sum:distance"),
-    ("group-by dest,carrier: count, mean arr_delay", "group", {}, "dest,carrier",
-     "count,mean:arr_delay"),  # fmt: skip
+    (
+        "group-by dest,carrier: count, mean arr_delay",
+        "group",
+        {},
+        "dest,carrier",
+        "count,mean:arr_delay",
+    ),
     ("stats of distance where carrier=UA", "stats", {"carrier": "UA"}, "", "distance"),
     ("bar chart: mean distance by dest", "group", {}, "dest", "mean:distance"),
 ]
@@ -202,8 +207,13 @@ def bench_file(label: str, source: Path, repeat: int) -> dict[str, Any]:
                 }
             )
         dataset.close()
-        return {"file": label, "rows": dataset.rows, "sync": sync, "questions": results,
-                "bare loop ms": baseline * 1000}  # fmt: skip
+        return {
+            "file": label,
+            "rows": dataset.rows,
+            "sync": sync,
+            "questions": results,
+            "bare loop ms": baseline * 1000,
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -228,8 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{f['file']}: {f['rows']:,} rows")
         print("  " + ", ".join(f"{k} {v:.2f}" for k, v in f["sync"].items()))
         headers = list(f["questions"][0])
-        print_table(headers, [list(q.values()) for q in f["questions"]],
-                    title=f"  bare NDJSON decoding loop: {f['bare loop ms']:.0f} ms")  # fmt: skip
+        print_table(
+            headers,
+            [list(q.values()) for q in f["questions"]],
+            title=f"  bare NDJSON decoding loop: {f['bare loop ms']:.0f} ms",
+        )
     if args.json:
         args.json.write_text(json.dumps({"machine": context, "files": figures}, indent=2))
     return 0
