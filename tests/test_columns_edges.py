@@ -15,12 +15,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streaming import aggregate, column_store, convert, scan
+from streaming.column_backfill import build_columns
 from streaming.column_filter import Selection
 from streaming.column_group import group_by
 from streaming.column_query import count, page_rows, sorted_rows, statistics
 from streaming.column_read import ColumnsDamaged, open_columns
 from streaming.errors import BadRequest
 from streaming.filter import parse
+from streaming.read import Dataset
+from streaming.store import Store
 from tests.columns_helpers import columns_of, flights_text, same, synced
 from tests.conftest import upload
 
@@ -246,3 +249,28 @@ def test_random_tables_and_filters_agree_with_the_row_path(
 ) -> None:
     text, queries = case
     _agree(tmp_path_factory.mktemp("random"), text, queries, tolerant=True)
+
+
+def test_an_old_dataset_gets_the_columns_the_sync_would_write(tmp_path: Path) -> None:
+    text = flights_text(500)
+    with synced(tmp_path / "new", text) as fresh:
+        expected = (fresh.folder / column_store.DATA_NAME).read_bytes()
+    old_root = tmp_path / "old"
+    with synced(old_root, text) as old:
+        for name in (column_store.DATA_NAME, column_store.META_NAME):
+            os.remove(old.folder / name)
+        meta = {**old.meta}
+        meta.pop("columns_format")
+        (old.folder / "meta.json").write_bytes(orjson.dumps(meta))
+    store = Store(old_root)
+    with Dataset(store, "ds_0000000000c1") as old:
+        assert open_columns(old) is None
+    assert build_columns(store, "ds_0000000000c1")
+    assert not build_columns(store, "ds_0000000000c1")
+    with Dataset(store, "ds_0000000000c1") as old:
+        assert (old.folder / column_store.DATA_NAME).read_bytes() == expected
+        reader = open_columns(old)
+        assert reader is not None
+        parsed = parse({"carrier": "UA", "delay__gt": "10"}, old.meta["columns"])
+        with reader:
+            assert count(Selection(reader, parsed)) == scan.count(old, parsed)
