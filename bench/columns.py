@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,17 @@ def answerers(dataset: Dataset, question: tuple[Any, ...]) -> tuple[Callable[[],
     )
 
 
+def _close(a: Any, b: Any) -> bool:
+    """Equal, but for the last bits of float sums (the two paths add in other batches)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(map(_close, a, b))
+    return type(a) is type(b) and a == b
+
+
 def best(run: Callable[[], Any], repeat: int) -> float:
     times = []
     for _ in range(repeat):
@@ -193,7 +205,7 @@ def bench_file(label: str, source: Path, repeat: int) -> dict[str, Any]:
             rows_answer, columns_answer = answerers(dataset, question)
             expected, found = rows_answer(), columns_answer()
             if question[1] != "stats":  # stats sketches differ past the exact limit
-                assert json.dumps(expected, sort_keys=True) == json.dumps(found, sort_keys=True)
+                assert _close(expected, found), question[0]
             rows_s = best(rows_answer, max(1, repeat // 2))
             columns_s = best(columns_answer, repeat)
             results.append(
