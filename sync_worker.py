@@ -188,6 +188,7 @@ def sync_job(settings: Settings, job_id: str) -> None:
             encoding=conversion.encoding,
             size=sum(f.stat().st_size for f in tmp.iterdir()),
             ready_at=utc_now(),
+            columns_format=conversion.columns_format,
         )
         store.publish(tmp, dataset_id, meta)
     except Exception as exc:

@@ -10,6 +10,7 @@ Over each file, each workload runs in a fresh Python process, so that its peak r
     convert_csv  the sync: ``streaming.convert.convert_csv`` into a fresh directory, as the
                  server runs it (its statistics in a second process: SYNC_STATS_PROCESS=auto)
     convert_csv 1p  the same with the statistics in its own process (SYNC_STATS_PROCESS=off)
+    convert_csv rows  the sync without its columns (``columns=False``): what the columns cost
     pandas       ``pandas.read_csv`` into a DataFrame (reference; skipped if not installed)
     duckdb       ``CREATE TABLE AS SELECT * FROM read_csv_auto(...)`` in an in-memory DuckDB
                  database (reference; skipped if not installed)
@@ -93,6 +94,16 @@ def sync_in_one_process(path: Path) -> int:
     return sync_with_convert_csv(path, parallel=False)
 
 
+def sync_rows_only(path: Path) -> int:
+    from streaming.convert import convert_csv
+
+    out = Path(tempfile.mkdtemp(prefix="sync-", dir=DATA))
+    try:
+        return convert_csv(path, out, columns=False).rows
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def load_with_pandas(path: Path) -> int:
     import pandas
 
@@ -112,6 +123,7 @@ WORKLOADS: dict[str, Callable[[Path], int]] = {
     "csv.reader": read_with_csv_module,
     "convert_csv": sync_with_convert_csv,
     "convert_csv 1p": sync_in_one_process,
+    "convert_csv rows": sync_rows_only,
     "pandas": load_with_pandas,
     "duckdb": load_with_duckdb,
 }
@@ -119,6 +131,7 @@ BASELINE = "csv.reader"
 IMPORTS = {
     "convert_csv": "streaming.convert",
     "convert_csv 1p": "streaming.convert",
+    "convert_csv rows": "streaming.convert",
     "pandas": "pandas",
     "duckdb": "duckdb",
 }

@@ -4,8 +4,8 @@ Four sources, cheapest first:
 
 - statistics (no scan): the sync's 20-bin histogram of a numeric column, and the counts of a
   column whose every value is in its exact top list;
-- groups (one scan): the group-by engine (``streaming.aggregate``) over the exact values of one
-  or two columns;
+- groups (one scan, or the columns): the query layer's group-by (``streaming.query.RUNNER``,
+  from the columns where they answer) over the exact values of one or two columns;
 - buckets (one scan; two when filters need the matching rows' range first): the same
   aggregates, but keyed by a time bucket (a date truncated to its month) or a numeric bin;
 - sample (no scan without filters): the sync's uniform sample of 1,000 rows; with filters, a
@@ -28,9 +28,10 @@ from typing import Any
 
 import orjson
 
-from streaming.aggregate import Aggregate, group_by
+from streaming.aggregate import Aggregate
 from streaming.convert import SAMPLE_FILE
 from streaming.filter import Query
+from streaming.query import RUNNER
 from streaming.read import Dataset
 from streaming.scan import blocks
 from streaming.sketches import Reservoir
@@ -204,7 +205,7 @@ def aggregate(
         aggregates = [Aggregate("count", None, None)]
         if measure.function != "count":
             aggregates.append(Aggregate(measure.function, measure.column, measure.position))
-        rows, truncated = group_by(
+        rows, truncated = RUNNER.groups(
             dataset, query, [k.position for k in keys], aggregates, max_groups
         )
         return Groups(rows, "groupby", truncated)

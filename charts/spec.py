@@ -61,7 +61,7 @@ from charts.request import (
 )
 from streaming.filter import Query
 from streaming.filter import parse as parse_filters
-from streaming.query import ROW_SCAN, Runner, Values
+from streaming.query import RUNNER, Runner, Values
 from streaming.read import Dataset
 from streaming.settings import Settings
 
@@ -134,7 +134,7 @@ class ChartQuery:
         validate(dataset, selection, *asked)
         return cls(selection, asked, settings.groupby_max)
 
-    def run(self, dataset: Dataset, runner: Runner = ROW_SCAN) -> dict[str, Any]:
+    def run(self, dataset: Dataset, runner: Runner = RUNNER) -> dict[str, Any]:
         return chart(dataset, self.selection, *self.asked, max_groups=self.max_groups)
 
     result = run

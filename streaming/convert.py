@@ -8,8 +8,12 @@ as JSON arrays in the header's order, one per line, with their byte offsets in t
 (``streaming.index``)::
 
     bytes ─ TextIOWrapper ─ csv.reader ─ batch ─ columns ─ typed columns ─┬─ rows.ndjson, rows.idx
+                                                                        ├─ columns.json, .bin
                                                                         ├─ stats.json
                                                                         └─ sample.ndjson
+
+The columns (``streaming.column_store``) are the same values in blocks of one column each, for
+the questions that read a few columns of many rows.
 
 Rows are stored as arrays rather than objects: the file is about 40% smaller, written twice
 as fast, and the column names live once in the metadata. The API turns them back into objects.
@@ -47,6 +51,8 @@ from typing import Any
 import orjson
 
 from streaming import coerce
+from streaming.column_store import FORMAT as COLUMNS_FORMAT
+from streaming.column_store import ColumnWriter
 from streaming.errors import BadRequest, InvalidCSV
 from streaming.index import RowWriter
 from streaming.sketches import Reservoir
@@ -91,6 +97,7 @@ class Conversion:
     delimiter: str
     encoding: str
     restarts: int
+    columns_format: int | None  # the format of columns.json/.bin, None when not written
 
 
 def resolve_encoding(name: str | None) -> str:
@@ -132,11 +139,13 @@ def convert_csv(
     field_limit: int = FIELD_LIMIT,
     seed: int = 0,
     parallel: bool | None = None,
+    columns: bool = True,
 ) -> Conversion:
     """Convert ``source`` into ``out_dir`` (which must exist); raises InvalidCSV.
 
     ``parallel`` keeps the column statistics in a second process (``streaming.tally``); by
-    default it does for files of PARALLEL_BYTES or more.
+    default it does for files of PARALLEL_BYTES or more. ``columns`` writes the columnar
+    shape beside the rows (``streaming.column_store``).
 
     >>> convert_csv(Path("flights.csv"), Path("out"))  # doctest: +SKIP
     Conversion(rows=1000000, columns=[{'name': 'carrier', 'type': 'string', ...}, ...], ...)
@@ -154,7 +163,9 @@ def convert_csv(
     with _collector_paused():
         while True:
             try:
-                run = _Run(source, out_dir, delimiter, codec, hints, progress, seed, parallel)
+                run = _Run(
+                    source, out_dir, delimiter, codec, hints, progress, seed, parallel, columns
+                )
                 return run.convert(restarts)
             except _Widen as widen:
                 hints = widen.hints
@@ -199,6 +210,7 @@ class _Run:
         progress: Progress | None,
         seed: int,
         parallel: bool,
+        columns: bool = True,
     ) -> None:
         self.source = source
         self.parallel = parallel
@@ -208,6 +220,7 @@ class _Run:
         self.hints = hints
         self.progress = progress
         self.seed = seed
+        self.columns = columns
 
     def convert(self, restarts: int) -> Conversion:
         python_codec = "utf-8-sig" if self.codec == "utf-8" else self.codec
@@ -245,6 +258,7 @@ class _Run:
             delimiter=delimiter,
             encoding=self.codec,
             restarts=restarts,
+            columns_format=COLUMNS_FORMAT if self.columns else None,
         )
 
     def _header(self, reader: Any) -> list[str]:
@@ -264,6 +278,14 @@ class _Run:
         except BaseException:
             tally.abort()
             raise
+        # A restart (_Widen, TallyFailed) makes a new writer, which truncates what this pass
+        # wrote.
+        try:
+            blocks = ColumnWriter(self.out_dir, width) if self.columns else None
+        except BaseException:
+            tally.abort()
+            writer.abort()
+            raise
         sample = Reservoir(SAMPLE_ROWS, seed=self.seed, keep=_compact)
         records_before = self.header_records  # records read so far, the header included
         batch_rows = BATCH_ROWS
@@ -277,6 +299,8 @@ class _Run:
                         for j, column in enumerate(zip(*rows))
                     ]
                     tally.end_batch()
+                    if blocks is not None:
+                        blocks.add(typed, kinds)
                     rows_typed = zip(*typed)
                     while lines := list(map(orjson.dumps, islice(rows_typed, WRITE_ROWS))):
                         writer.write(lines)
@@ -289,8 +313,12 @@ class _Run:
         except BaseException:
             tally.abort()
             writer.abort()
+            if blocks is not None:
+                blocks.abort()
             raise
         writer.close()
+        if blocks is not None:
+            blocks.close()
         self.rows = writer.rows
         _write(self.out_dir / SAMPLE_FILE, b"".join(line + b"\n" for line in sample.items))
         columns, results = [], {}

@@ -4,6 +4,7 @@ Every failure a client can cause is one of these; the HTTP edge (``streaming.web
 them into the one JSON error shape in exactly one place::
 
     RilletError                 500 internal
+     ├── ColumnsDamaged         500 internal_error (column files that cannot be trusted)
      ├── SettingError           500 bad_setting (a setting the server cannot start with)
      ├── BadRequest             400 bad_request (and more specific codes)
      ├── Unauthorized           401 unauthorized
@@ -43,6 +44,12 @@ class RilletError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """The body of the error response: ``{"error": {"code", "message", ...}}``."""
         return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+class ColumnsDamaged(RilletError):
+    """A dataset's column files disagree with their description: never answer from them."""
+
+    code = "internal_error"
 
 
 class SettingError(RilletError):

@@ -62,7 +62,8 @@ class Filter:
     needles: tuple[bytes, ...]  # a matching line holds one of these (empty: no such bytes)
     folded: bool = False  # needles are lower-case and are sought in the lower-cased line
     compare: Callable[[Any, Any], bool] | None = None  # ordered ops: operator.gt & co
-    target: Any = None
+    target: Any = None  # the value compared with, as it compares (datetimes: their moment)
+    values: tuple[Any, ...] = ()  # in and notin: the listed values, as they compare
 
     def mask(self, column: list[Any]) -> list[bool]:
         """The test over a column of values; in C where nulls allow it."""
@@ -90,6 +91,11 @@ class Query:
     @property
     def active(self) -> bool:
         return bool(self.filters or self.search)
+
+    @property
+    def text_positions(self) -> list[int]:
+        """The string columns that ``q`` searches."""
+        return self._text_positions
 
     def fingerprint(self) -> str:
         """Identifies what this query selects (for cursors)."""
@@ -228,12 +234,15 @@ def _compile(column: str, position: int, kind: str, op: str, raw: str) -> Filter
     if op in ("in", "notin"):
         values = [_value(column, kind, part) for part in raw.split(",")]
         keys = {_key(kind, v) for v in values}
+        listed = tuple(keys)
         if op == "in":
             needles = tuple(_needle(kind, v) for v in values)
-            return make(
-                lambda v: v is not None and _key(kind, v) in keys, needles if all(needles) else ()
+            test: Test = lambda v: v is not None and _key(kind, v) in keys  # noqa: E731
+            return Filter(
+                column, position, op, raw, test, needles if all(needles) else (), values=listed
             )
-        return make(lambda v: v is not None and _key(kind, v) not in keys)
+        test = lambda v: v is not None and _key(kind, v) not in keys  # noqa: E731
+        return Filter(column, position, op, raw, test, (), values=listed)
     value = _value(column, kind, raw)
     target, needle, compare = _key(kind, value), _needle(kind, value), _COMPARE[op]
     test = _ordered(kind, compare, target)

@@ -24,9 +24,11 @@ def ready(
     encoding: str,
     size: int,
     ready_at: str,
+    columns_format: int | None,
 ) -> dict[str, Any]:
-    """The record of a dataset whose sync has just finished."""
-    return _record(
+    """The record of a dataset whose sync has just finished; ``columns_format`` says which
+    layout its column files have (``streaming.column_store``), None for rows alone."""
+    record = _record(
         job,
         status="ready",
         rows=rows,
@@ -35,6 +37,7 @@ def ready(
         size=size,
         ready_at=ready_at,
     )
+    return {**record, "columns_format": columns_format}
 
 
 def pending(job: dict[str, Any]) -> dict[str, Any]:

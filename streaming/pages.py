@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from streaming import params, scan
 from streaming.encode import decode
@@ -73,13 +73,62 @@ def plan(dataset: Dataset, query: Mapping[str, str], settings: Settings) -> Plan
     return Plan(page, selection, order, cursor, query.get("sort"), link, settings.sort_max)
 
 
-def fetch(dataset: Dataset, plan: Plan) -> Result:
+class Finder(Protocol):
+    """What finds a page's rows when they must be searched for: the row scan (``ROWS``), or
+    the columns (``streaming.query.Runner``)."""
+
+    def count(self, dataset: Dataset, selection: Query) -> int: ...
+
+    def page(
+        self, dataset: Dataset, selection: Query, start: int, skip: int, limit: int
+    ) -> tuple[list[list[Any]], int | None]: ...
+
+    def sorted_page(
+        self,
+        dataset: Dataset,
+        selection: Query,
+        position: int,
+        descending: bool,
+        kind: str,
+        skip: int,
+        limit: int,
+    ) -> list[list[Any]]: ...
+
+
+class _RowScan:
+    """Pages found by scanning the stored rows (``streaming.scan``)."""
+
+    def count(self, dataset: Dataset, selection: Query) -> int:
+        return scan.count(dataset, selection)
+
+    def page(
+        self, dataset: Dataset, selection: Query, start: int, skip: int, limit: int
+    ) -> tuple[list[list[Any]], int | None]:
+        return scan.page(dataset, selection, start, skip, limit)
+
+    def sorted_page(
+        self,
+        dataset: Dataset,
+        selection: Query,
+        position: int,
+        descending: bool,
+        kind: str,
+        skip: int,
+        limit: int,
+    ) -> list[list[Any]]:
+        return scan.sorted_page(dataset, selection, position, descending, kind, skip, limit)
+
+
+ROWS = _RowScan()
+
+
+def fetch(dataset: Dataset, plan: Plan, finder: Finder = ROWS) -> Result:
     """Find a planned page's rows, its total and the next page's query."""
     page, link = plan.page, plan.link
     if plan.order is not None:
-        return _sorted(dataset, plan)
+        return _sorted(dataset, plan, finder)
     if plan.selection.active or plan.cursor:
-        return _scanned(dataset, page, plan.selection, plan.cursor, link)
+        return _scanned(dataset, page, plan.selection, plan.cursor, link, finder)
     rows = decode(dataset.lines(page.offset, page.offset + page.limit))
     end = page.offset + len(rows)
     following = {**link, "offset": str(end)} if end < dataset.rows else None
@@ -87,28 +136,36 @@ def fetch(dataset: Dataset, plan: Plan) -> Result:
 
 
 def _scanned(
-    dataset: Dataset, page: params.Page, selection: Query, cursor: str | None, link: dict[str, str]
+    dataset: Dataset,
+    page: params.Page,
+    selection: Query,
+    cursor: str | None,
+    link: dict[str, str],
+    finder: Finder,
 ) -> Result:
     start = scan.read_cursor(cursor, dataset.id, selection) if cursor else 0
-    rows, resume = scan.page(dataset, selection, start, 0 if cursor else page.offset, page.limit)
+    skip = 0 if cursor else page.offset
+    rows, resume = finder.page(dataset, selection, start, skip, page.limit)
     total: int | None = dataset.rows
     if selection.active:
-        total = scan.count(dataset, selection) if page.count else None
+        total = finder.count(dataset, selection) if page.count else None
     following = None
     if resume is not None:
         following = {**link, "cursor": scan.make_cursor(dataset.id, selection, resume)}
     return Result(page, rows, total, following)
 
 
-def _sorted(dataset: Dataset, plan: Plan) -> Result:
+def _sorted(dataset: Dataset, plan: Plan, finder: Finder) -> Result:
     page, selection = plan.page, plan.selection
     assert plan.order is not None and plan.sort is not None
     position, descending = plan.order
     kind = dataset.meta["columns"][position]["type"]
-    rows = scan.sorted_page(dataset, selection, position, descending, kind, page.offset, page.limit)
+    rows = finder.sorted_page(
+        dataset, selection, position, descending, kind, page.offset, page.limit
+    )
     total: int | None = dataset.rows
     if selection.active:
-        total = scan.count(dataset, selection) if page.count else None
+        total = finder.count(dataset, selection) if page.count else None
     depth = page.offset + page.limit
     more = len(rows) == page.limit and (total is None or depth < total)
     following = {**plan.link, "sort": plan.sort, "offset": str(depth)} if more else None

@@ -15,51 +15,191 @@ can without reading a row and raises BadRequest naming the mistake, so a route c
 queries go through here, so a query feature is written once.
 
 A query says what it needs (its ``selection`` of rows, columns, aggregates, order, limit);
-the ``Runner`` answers those needs. ``ROW_SCAN`` answers them by scanning the stored rows
-(``streaming.scan``, ``streaming.aggregate``); a runner that reads columns can take its place
-without a query or a route changing.
+the ``Runner`` answers those needs, from the dataset's columns where they can answer
+(``streaming.column_*``) and by scanning the stored rows where they cannot
+(``streaming.scan``, ``streaming.aggregate``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from streaming import aggregate, pages, params, scan
-from streaming.encode import Projection
+from streaming import aggregate, column_group, column_query, pages, params, scan
+from streaming.column_filter import Selection as ColumnSelection
+from streaming.column_read import open_columns
+from streaming.encode import Projection, decode
+from streaming.errors import ColumnsDamaged
 from streaming.filter import Query as Selection
 from streaming.filter import parse as parse_filters
 from streaming.read import Dataset
 from streaming.settings import Settings
 
+log = logging.getLogger("rillet.query")
 Values = Mapping[str, str]  # a request's parameters; a bottle FormsDict keeps repeated filters
 
 
 class Runner:
-    """Answers what queries need from a dataset's rows. This one scans the stored rows."""
+    """Answers what queries need: from the columns where they can, else by scanning the rows.
+
+    The columns (``streaming.column_*``) answer a question when the dataset has them and
+    every column the question names is stored and every filter is one they can test
+    (``ColumnSelection.possible``, ``column_query.answerable``); otherwise, or when the column
+    files prove damaged (logged once per dataset), the row scan answers, as it did before the
+    columns existed. Both give the same answers; the tests run them side by side.
+    """
 
     def count(self, dataset: Dataset, selection: Selection) -> int:
-        return scan.count(dataset, selection)
+        positions = _positions(selection)
+        return self._either(
+            dataset,
+            selection,
+            positions,
+            column_query.count,
+            lambda: scan.count(dataset, selection),
+        )
 
     def statistics(
         self, dataset: Dataset, selection: Selection, wanted: list[str] | None
     ) -> tuple[int, bytes]:
-        return scan.statistics_json(dataset, selection, wanted)
+        if not selection.active:  # computed at sync, as stored
+            return scan.statistics_json(dataset, selection, wanted)
+        names = wanted if wanted is not None else dataset.names
+        positions = sorted({*(dataset.names.index(n) for n in names), *_positions(selection)})
+        found = self._either(
+            dataset,
+            selection,
+            positions,
+            lambda chosen: _named(column_query.statistics(chosen, positions), names),
+            lambda: None,
+        )
+        if found is None:
+            return scan.statistics_json(dataset, selection, wanted)
+        matched, columns = found
+        return matched, orjson.dumps(columns)
+
+    def groups(
+        self,
+        dataset: Dataset,
+        selection: Selection,
+        by: list[int],
+        aggregates: list[aggregate.Aggregate],
+        max_groups: int,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Every group's row and whether groups were left out (``aggregate.group_by``)."""
+        measured = [a.position for a in aggregates if a.position is not None]
+        positions = sorted({*by, *measured, *_positions(selection)})
+        return self._either(
+            dataset,
+            selection,
+            positions,
+            lambda chosen: column_group.group_by(chosen, by, aggregates, max_groups),
+            lambda: aggregate.group_by(dataset, selection, by, aggregates, max_groups),
+        )
 
     def group_by(self, dataset: Dataset, asked: aggregate.Request, max_groups: int) -> Any:
-        return aggregate.answer(dataset, asked, max_groups)
+        found = self.groups(dataset, asked.selection, asked.by, asked.aggregates, max_groups)
+        return aggregate.shaped(*found, asked)
 
-    def page(self, dataset: Dataset, plan: pages.Plan) -> pages.Result:
-        return pages.fetch(dataset, plan)
+    def page(
+        self, dataset: Dataset, selection: Selection, start: int, skip: int, limit: int
+    ) -> tuple[list[list[Any]], int | None]:
+        found = self._either(
+            dataset,
+            selection,
+            _positions(selection),
+            lambda chosen: column_query.page_rows(chosen, start, skip, limit),
+            lambda: None,
+        )
+        if found is None:
+            return scan.page(dataset, selection, start, skip, limit)
+        numbers, resume = found
+        return rows_at(dataset, numbers), resume
+
+    def sorted_page(
+        self,
+        dataset: Dataset,
+        selection: Selection,
+        position: int,
+        descending: bool,
+        kind: str,
+        skip: int,
+        limit: int,
+    ) -> list[list[Any]]:
+        positions = sorted({position, *_positions(selection)})
+        numbers = self._either(
+            dataset,
+            selection,
+            positions,
+            lambda chosen: column_query.sorted_rows(chosen, position, descending, skip, limit),
+            lambda: None,
+        )
+        if numbers is None:
+            return scan.sorted_page(dataset, selection, position, descending, kind, skip, limit)
+        return [dataset.row(n) for n in numbers]
+
+    def rows_page(self, dataset: Dataset, plan: pages.Plan) -> pages.Result:
+        return pages.fetch(dataset, plan, self)
 
     def row_blocks(self, dataset: Dataset, selection: Selection) -> Iterator[list[list[Any]]]:
         return (block.rows for block in scan.blocks(dataset, selection))
 
+    def _either(
+        self,
+        dataset: Dataset,
+        selection: Selection,
+        positions: list[int],
+        from_columns: Callable[[ColumnSelection], Any],
+        from_rows: Callable[[], Any],
+    ) -> Any:
+        """``from_columns`` on the columns if they can answer, else ``from_rows``."""
+        try:
+            reader = open_columns(dataset)
+            if reader is None:
+                return from_rows()
+            with reader:
+                chosen = ColumnSelection(reader, selection)
+                if not (chosen.possible and column_query.answerable(reader, positions)):
+                    return from_rows()
+                return from_columns(chosen)
+        except ColumnsDamaged as exc:
+            if dataset.id not in _DAMAGED:
+                _DAMAGED.add(dataset.id)
+                log.error("%s; answering from the rows", exc.message)
+            return from_rows()
 
-ROW_SCAN = Runner()
+
+_DAMAGED: set[str] = set()  # datasets whose damaged columns were logged, once each
+
+
+def _positions(selection: Selection) -> list[int]:
+    """The columns a selection's filters read (``q`` is the selection's own business)."""
+    return sorted({f.position for f in selection.filters})
+
+
+def _named(found: tuple[int, dict[str, Any]], names: list[str]) -> tuple[int, dict[str, Any]]:
+    matched, columns = found
+    return matched, {name: columns[name] for name in names}
+
+
+def rows_at(dataset: Dataset, numbers: list[int]) -> list[list[Any]]:
+    """The rows of these row numbers (ascending), read by the index a run of neighbours at
+    a time."""
+    rows: list[list[Any]] = []
+    run_start = 0
+    for i in range(1, len(numbers) + 1):
+        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+            first, last = numbers[run_start], numbers[i - 1]
+            rows += decode(dataset.lines(first, last + 1))
+            run_start = i
+    return rows
+
+
+RUNNER = Runner()
 
 
 @dataclass(frozen=True)
@@ -75,10 +215,10 @@ class RowsQuery:
         """Whether answering reads more than the page's own rows."""
         return self.plan.order is not None or self.plan.selection.active
 
-    def run(self, dataset: Dataset, runner: Runner = ROW_SCAN) -> pages.Result:
-        return runner.page(dataset, self.plan)
+    def run(self, dataset: Dataset, runner: Runner = RUNNER) -> pages.Result:
+        return runner.rows_page(dataset, self.plan)
 
-    def result(self, dataset: Dataset, runner: Runner = ROW_SCAN) -> dict[str, Any]:
+    def result(self, dataset: Dataset, runner: Runner = RUNNER) -> dict[str, Any]:
         """The page as chat shows it: rows as objects, and the total."""
         found = self.run(dataset, runner)
         rows = Projection(dataset.names, self.plan.page.columns).objects(found.rows)
@@ -98,7 +238,7 @@ class ExportQuery:
         projection = Projection(dataset.names, params.columns(values, dataset.names))
         return cls(parse_filters(values, dataset.meta["columns"]), projection, fmt)
 
-    def run(self, dataset: Dataset, runner: Runner = ROW_SCAN) -> Iterator[list[list[Any]]]:
+    def run(self, dataset: Dataset, runner: Runner = RUNNER) -> Iterator[list[list[Any]]]:
         """The matching rows, a block at a time (header order; ``projection`` cuts them)."""
         return runner.row_blocks(dataset, self.selection)
 
@@ -117,11 +257,11 @@ class StatsQuery:
     def scans(self) -> bool:
         return self.selection.active
 
-    def run(self, dataset: Dataset, runner: Runner = ROW_SCAN) -> tuple[int, bytes]:
+    def run(self, dataset: Dataset, runner: Runner = RUNNER) -> tuple[int, bytes]:
         """The number of matching rows, and ``{NAME: STATS}`` as JSON."""
         return runner.statistics(dataset, self.selection, self.wanted)
 
-    def result(self, dataset: Dataset, runner: Runner = ROW_SCAN) -> dict[str, Any]:
+    def result(self, dataset: Dataset, runner: Runner = RUNNER) -> dict[str, Any]:
         matched, stored = self.run(dataset, runner)
         return {"rows_matched": matched, "columns": orjson.loads(stored)}
 
@@ -139,7 +279,7 @@ class GroupQuery:
 
     scans = True
 
-    def run(self, dataset: Dataset, runner: Runner = ROW_SCAN) -> dict[str, Any]:
+    def run(self, dataset: Dataset, runner: Runner = RUNNER) -> dict[str, Any]:
         """``{"groups", "truncated"}``."""
         found: dict[str, Any] = runner.group_by(dataset, self.asked, self.max_groups)
         return found

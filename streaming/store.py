@@ -7,7 +7,11 @@ Layout under DATA_DIR::
     queue/, running/, locks/ job claiming (see streaming.jobs)
     tmp/                     syncs in progress; renamed into datasets/ when complete
     datasets/ID/             a ready dataset: meta.json, stats.json, rows.ndjson, rows.idx,
-                             sample.ndjson
+                             sample.ndjson, and its columns: columns.json (the block table,
+                             per block min/max/nulls/crc32) and columns.bin (frame-of-reference
+                             integers, floats, dictionary codes, null bitmaps, dictionaries),
+                             format in streaming.column_store; meta.json's "columns_format"
+                             (1) says they are there (absent: synced before columns existed)
     trash/                   datasets being deleted
     keys.json                hashed API keys (see streaming.web.auth)
 
