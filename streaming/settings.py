@@ -59,6 +59,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _date_order(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("mdy", "dmy"):
+        raise ValueError(f"expected mdy or dmy, got {text!r}")
+    return value
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("HOST", "127.0.0.1", "Address the server listens on."),
     Setting("PORT", "5000", "Port the server listens on.", _positive_int),
@@ -116,6 +123,13 @@ SETTINGS: tuple[Setting, ...] = (
         "128",
         "Largest CSV field accepted, in KiB (the csv module's field limit); larger fails the job.",
         _positive_int,
+    ),
+    Setting(
+        "DATE_ORDER",
+        "mdy",
+        "How a date column written NN/NN/YYYY is read when no value decides (no part over 12): "
+        "mdy (month first) or dmy. Dotted dates (NN.NN.YYYY) are day first unless values say.",
+        _date_order,
     ),
     Setting(
         "CSV_SAFE",
