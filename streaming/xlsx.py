@@ -66,9 +66,9 @@ def _child(element: Element, name: str) -> Element | None:
 class SharedStrings:
     """The workbook's shared-strings table: in memory while small, then in a file."""
 
-    def __init__(self, spill_dir: Path | None, spill_bytes: int = SPILL_BYTES) -> None:
+    def __init__(self, spill_dir: Path | None, spill_bytes: int | None = None) -> None:
         self.spill_dir = spill_dir
-        self.spill_bytes = spill_bytes
+        self.spill_bytes = SPILL_BYTES if spill_bytes is None else spill_bytes
         self.strings: list[str] = []
         self.size = 0
         self.data: IO[bytes] | None = None  # UTF-8 strings, end to end
