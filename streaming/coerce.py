@@ -266,8 +266,7 @@ def _written_kind(texts: list[str], decimal: str, order: str) -> str | None:
                 return f"{kind_type}:{notation}"
             except Mismatch:
                 pass
-    guessed = dates.guess(texts, order)
-    if guessed is not None:
+    for guessed in dates.guesses(texts, order):
         kind = ":".join(guessed)
         try:
             _written(kind, texts, decimal)

@@ -35,6 +35,7 @@ _CLOCK = re.compile(
     r"([ T])[0-9]{1,2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,6})?)?(?:( ?)([AaPp][Mm]))?"
     r"(?:( ?)(Z|UTC|GMT|[+-][0-9]{2}:?[0-9]{2}))?"
 )
+_ANY_CLOCK = re.compile(r"[ T][0-9]{1,2}:[0-9]{2}")
 _FIELDS = {
     "%Y": r"(?P<Y>[0-9]{4})",
     "%m": r"(?P<m>[0-9]{1,2})",
@@ -69,11 +70,26 @@ def swapped(notation: str) -> str:
     return notation.replace("%d", "\0").replace("%m", "%d").replace("\0", "%m")
 
 
-def guess(texts: list[str], order: str) -> tuple[str, str] | None:
-    """(type, pattern) the batch may be written in, judged from its first value and the
-    day/month parts of all; None when it is not a date at all. Only a candidate: reading
-    the batch with the pattern decides."""
-    first = texts[0]
+def guesses(texts: list[str], order: str) -> list[tuple[str, str]]:
+    """(type, pattern) pairs the batch may be written in: judged from its first value, and
+    if that is a date alone, from the first value with a time too (dates among datetimes make
+    a datetime column, as in ISO). Only candidates: reading the batch with one decides."""
+    found = guess(texts[0], texts, order)
+    if found is None or found[0] == "datetime":
+        return [found] if found else []
+    clock = _ANY_CLOCK.search("\n".join(texts))
+    if clock is None:
+        return [found]
+    joined = "\n".join(texts)
+    start = joined.rfind("\n", 0, clock.start()) + 1
+    end = joined.find("\n", clock.end())
+    timed = guess(joined[start : end if end != -1 else len(joined)], texts, order)
+    return [found] + ([timed] if timed else [])
+
+
+def guess(first: str, texts: list[str], order: str) -> tuple[str, str] | None:
+    """(type, pattern) of one value, with the day/month order judged from all the batch's
+    values; None when it is not a date at all."""
     head = _HEAD.match(first)
     if head is None:
         return None

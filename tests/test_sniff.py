@@ -77,9 +77,7 @@ FIELD = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_siz
     rows=st.lists(st.lists(FIELD, min_size=6, max_size=6), max_size=30),
 )
 @settings(max_examples=300, deadline=None)
-def test_the_sniffer_finds_the_delimiter_of_any_table_the_csv_module_writes(
-    delimiter, width, rows
-):
+def test_the_sniffer_finds_the_delimiter_of_any_table_the_csv_module_writes(delimiter, width, rows):
     text = io.StringIO()
     writer = csv.writer(text, delimiter=delimiter)
     writer.writerow([f"c{i}" for i in range(width)])
