@@ -21,6 +21,9 @@ from streaming.convert import Reading
 from streaming.errors import BadRequest
 
 OPTIONS = ("types", "decimal", "header", "sheet")
+# The column types in the order the API lists them (the same set as streaming.coerce.TYPES).
+TYPE_NAMES = ("integer", "number", "boolean", "date", "datetime", "string", "null")
+assert set(TYPE_NAMES) == set(TYPES)
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
@@ -53,7 +56,7 @@ def parse_types(text: str | None) -> dict[str, str] | None:
             raise _bad(
                 "types",
                 f"unknown type {kind!r} for column {name!r} in types; use one of "
-                + ", ".join(TYPES),
+                + ", ".join(TYPE_NAMES),
             )
         if types.get(name, kind) != kind:
             raise _bad("types", f"column {name!r} is given two types in types")
