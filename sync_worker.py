@@ -31,6 +31,7 @@ from streaming import metadata
 from streaming.convert import ROWS_FILE, convert_csv
 from streaming.errors import RilletError
 from streaming.jobs import Claim, Jobs, job_error, progress
+from streaming.options import reading, upload_options
 from streaming.settings import Settings
 from streaming.store import Store, utc_now
 
@@ -170,15 +171,18 @@ def sync_job(settings: Settings, job_id: str) -> None:
         if report.due():
             jobs.update(job_id, progress=progress(bytes_read, total, rows))
 
+    options = job["options"]
     try:
         conversion = convert_csv(
             store.upload_path(job_id),
             tmp,
-            delimiter=job["options"].get("delimiter"),
-            encoding=job["options"].get("encoding"),
+            delimiter=options.get("delimiter"),
+            encoding=options.get("encoding"),
             progress=report_progress,
             field_limit=settings.csv_field_limit_kb * 1024,
             parallel=settings.sync_stats_process,
+            reading=reading(options, settings.date_order),
+            max_bytes=settings.max_upload_mb * 2**20,
         )
         meta = metadata.ready(
             job,
@@ -189,6 +193,7 @@ def sync_job(settings: Settings, job_id: str) -> None:
             size=sum(f.stat().st_size for f in tmp.iterdir()),
             ready_at=utc_now(),
             columns_format=conversion.columns_format,
+            source_format=conversion.format,
         )
         store.publish(tmp, dataset_id, meta)
     except Exception as exc:
@@ -220,8 +225,15 @@ class _Throttle:
         return False
 
 
-def convert_one(source: Path, out: Path, delimiter: str | None, encoding: str | None) -> int:
-    """The command-line conversion of one file, with a progress bar on stderr."""
+def convert_one(
+    source: Path,
+    out: Path,
+    delimiter: str | None,
+    encoding: str | None,
+    query: dict[str, str] | None = None,
+) -> int:
+    """The command-line conversion of one file, with a progress bar on stderr; ``query``
+    holds the upload options as an upload's query would (``types``, ``decimal``, ...)."""
     out.mkdir(parents=True, exist_ok=True)
     total = source.stat().st_size
     started = time.monotonic()
@@ -241,6 +253,7 @@ def convert_one(source: Path, out: Path, delimiter: str | None, encoding: str | 
             progress=draw_progress,
             field_limit=settings.csv_field_limit_kb * 1024,
             parallel=settings.sync_stats_process,
+            reading=reading(upload_options(query or {}), settings.date_order),
         )
     except RilletError as exc:
         sys.stderr.write(f"\n{source}: {exc.message}\n")
@@ -271,13 +284,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output directory for FILE")
     parser.add_argument("--delimiter", help="field delimiter (sniffed when absent)")
     parser.add_argument("--encoding", help="text encoding (default utf-8; a BOM is honoured)")
+    parser.add_argument("--types", help="forced column types, COL:TYPE,COL:TYPE")
+    parser.add_argument("--decimal", help="decimal mark of numbers: . (default) or ,")
+    parser.add_argument("--header", help="true (default) or false: the first line is data")
+    parser.add_argument("--sheet", help="a workbook's sheet (default: the first)")
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.file is not None:
         if args.out is None:
             parser.error("FILE needs --out DIR")
-        return convert_one(args.file, args.out, args.delimiter, args.encoding)
+        given = {name: getattr(args, name) for name in ("types", "decimal", "header", "sheet")}
+        query = {name: value for name, value in given.items() if value is not None}
+        return convert_one(args.file, args.out, args.delimiter, args.encoding, query)
     settings = Settings.from_env()
     if args.job:
         sync_job(settings, args.job)

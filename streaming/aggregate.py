@@ -58,14 +58,23 @@ def request(query: Any, columns: Sequence[dict[str, Any]], max_groups: int) -> R
 
 
 def answer(dataset: Dataset, asked: Request, max_groups: int) -> dict[str, Any]:
-    """``{"groups", "truncated"}``: the groups of a checked request, sorted and cut."""
+    """``{"groups", "truncated"}``: the groups of a checked request, sorted and cut.
+
+    ``truncated`` says that groups exist that the answer leaves out, whether the group cap
+    or ``limit`` left them out (API 1.1).
+    """
     groups, truncated = group_by(dataset, asked.selection, asked.by, asked.aggregates, max_groups)
     return shaped(groups, truncated, asked)
 
 
 def shaped(groups: list[dict[str, Any]], truncated: bool, asked: Request) -> dict[str, Any]:
-    """The answer of a request from its groups (by whichever engine): sorted and cut."""
-    return {"groups": order(groups, asked.sort, asked.limit), "truncated": truncated}
+    """The answer of a request from its groups (by whichever engine): sorted and cut.
+
+    ``truncated`` says that groups exist that the answer leaves out, whether the group cap
+    or ``limit`` left them out (API 1.1).
+    """
+    shown = order(groups, asked.sort, asked.limit)
+    return {"groups": shown, "truncated": truncated or len(shown) < len(groups)}
 
 
 @dataclass

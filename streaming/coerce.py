@@ -21,6 +21,13 @@ Leading zeros ("01234") keep a column a string: they are codes, not numbers. An 
 the signed 64-bit range makes its column a string, so it is never rounded; so does, in a number
 column, an integer that a float cannot hold exactly (beyond 2**53).
 
+Exports write numbers and dates otherwise (``$1,234.50``, ``45%``, ``31/12/2024``): a column
+of those is read in one *notation*, and its kind says which, as ``TYPE:NOTATION``
+(``number:$``, ``integer:#``, ``date:%d/%m/%Y``; see ``streaming.numbers`` and
+``streaming.dates``). ``base`` gives the type; ``describe`` what the column's metadata shows
+(``unit`` or ``format``). Plain kinds (``date``, ``number``) are the fast paths above, tried
+first, so ISO and plain columns cost what they did.
+
 Each converter takes a batch of one column's raw strings and returns the typed values (with
 None for nulls) and the non-null typed values, or raises ``Mismatch``. The work runs in C
 builtins over the whole batch (``map``, ``str.translate``, one regex over the joined text).
@@ -33,6 +40,8 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
+
+from streaming import dates, numbers
 
 NULL_MARKERS = frozenset(["", "NA", "N/A", "null", "NULL", "NaN"])
 TYPES = ("null", "boolean", "integer", "number", "date", "datetime", "string")
@@ -148,6 +157,11 @@ def _datetimes(texts: list[str]) -> list[str]:
         parsed = list(map(datetime.fromisoformat, texts))
     except ValueError:
         raise Mismatch("not a datetime") from None
+    return _iso_moments(parsed)
+
+
+def _iso_moments(parsed: list[datetime]) -> list[str]:
+    """ISO text of a batch's moments: all naive, or all aware and then in UTC with "Z"."""
     aware = {d.tzinfo is not None for d in parsed}
     if len(aware) > 1:
         raise Mismatch("datetimes with and without an offset")
@@ -184,19 +198,47 @@ _CONVERTERS: dict[str, Callable[[list[str]], list[Any]]] = {
 }
 
 
-def convert(kind: str, raw: Sequence[str]) -> Typed:
-    """Type one column's batch of raw strings as ``kind``; raises Mismatch."""
+def _written(kind: str, texts: list[str], decimal: str) -> list[Any]:
+    """Convert a batch written in the notation of ``kind`` (``TYPE:NOTATION``)."""
+    kind_type, _, notation = kind.partition(":")
+    if kind_type in NUMERIC:
+        plain = numbers.plain_texts(texts, notation, decimal)
+        if plain is None:
+            raise Mismatch(f"not a number written as {notation}")
+        return _CONVERTERS[kind_type](plain)
+    try:
+        if kind_type == "date":
+            return dates.read_dates(notation, texts)
+        if kind_type == "datetime":
+            return _iso_moments(dates.read_datetimes(notation, texts))
+    except dates.NotInPattern as exc:
+        raise Mismatch(str(exc)) from None
+    raise ValueError(f"no notation for {kind_type}")
+
+
+def convert(kind: str, raw: Sequence[str], decimal: str = ".") -> Typed:
+    """Type one column's batch of raw strings as ``kind``; raises Mismatch.
+
+    ``decimal`` is "." or "," (numbers written ``1.234,56``).
+    """
     texts, had_nulls = split_nulls(raw)
-    values = _CONVERTERS[kind](texts)
+    if kind == "number" and decimal == ",":
+        kind = "number:" + numbers.NO_UNIT
+    values = _written(kind, texts, decimal) if ":" in kind else _CONVERTERS[kind](texts)
     return (_with_nulls(raw, values) if had_nulls else values), values
 
 
-def infer(raw: Sequence[str]) -> str:
-    """The narrowest type that every value in the batch fits."""
+def infer(raw: Sequence[str], decimal: str = ".", order: str = "mdy") -> str:
+    """The narrowest type (kind, with its notation) that every value in the batch fits.
+
+    ``order`` (``mdy`` or ``dmy``) reads ``NN/NN/YYYY`` dates whose values do not decide.
+    """
     texts, _ = split_nulls(raw)
     if not texts:
         return "null"
     for kind in ("boolean", "integer", "number", "date"):
+        if kind == "number" and decimal == ",":
+            continue  # "1.5" is not one and a half there
         try:
             _CONVERTERS[kind](texts)
             return kind
@@ -210,18 +252,110 @@ def infer(raw: Sequence[str]) -> str:
             return "datetime"
         except Mismatch:
             pass
-    return "string"
+    return _written_kind(texts, decimal, order) or "string"
+
+
+def _written_kind(texts: list[str], decimal: str, order: str) -> str | None:
+    """The kind of a batch of numbers or dates written as exports write them, if it is one."""
+    notation = numbers.notation_of(texts, decimal)
+    if notation is not None:
+        plain = numbers.plain_texts(texts, notation, decimal)
+        for kind_type in ("integer", "number") if plain is not None else ():
+            try:
+                _CONVERTERS[kind_type](plain or [])
+                return f"{kind_type}:{notation}"
+            except Mismatch:
+                pass
+    for guessed in dates.guesses(texts, order):
+        kind = ":".join(guessed)
+        try:
+            _written(kind, texts, decimal)
+            return kind
+        except Mismatch:
+            pass
+    return None
+
+
+def base(kind: str) -> str:
+    """The type of a kind: ``number`` for ``number:$``."""
+    return kind.partition(":")[0]
+
+
+def describe(kind: str) -> dict[str, str]:
+    """What a column's metadata says of its notation: ``{"unit": "$"}``, ``{"format": ...}``."""
+    kind_type, _, notation = kind.partition(":")
+    if not notation or notation == numbers.NO_UNIT:
+        return {}
+    if kind_type in NUMERIC:
+        return {"unit": notation}
+    return {"format": dates.format_of(notation)}
+
+
+def fit(wanted: str, kind: str) -> str | None:
+    """The kind of type ``wanted`` that reads what ``kind`` reads, or None (a forced type)."""
+    kind_type, colon, notation = kind.partition(":")
+    if wanted == "string":
+        return "string"
+    if kind_type == "null":
+        return wanted
+    if kind_type == wanted:
+        return kind
+    if (kind_type, wanted) in (("integer", "number"), ("date", "datetime")):
+        return wanted + colon + notation
+    return None
 
 
 def join(old: str, new: str) -> str:
-    """The narrowest type that holds values of both types."""
+    """The narrowest kind that holds values of both kinds."""
     if old == new or new == "null":
         return old
     if old == "null":
         return new
+    if ":" in old or ":" in new:
+        return _join_written(old, new)
     pair = {old, new}
     if pair <= NUMERIC:
         return "number"
     if pair <= {"date", "datetime"}:
         return "datetime"
     return "string"
+
+
+def _join_written(old: str, new: str) -> str:
+    """join() when a notation is involved: one symbol per column, one date pattern."""
+    (old_type, _, old_note), (new_type, _, new_note) = old.partition(":"), new.partition(":")
+    if {old_type, new_type} <= NUMERIC:
+        # Plain numbers are also written in the notation without a symbol.
+        notes = {old_note or numbers.NO_UNIT, new_note or numbers.NO_UNIT}
+        kind_type = old_type if old_type == new_type else "number"
+        return f"{kind_type}:{notes.pop()}" if len(notes) == 1 else "string"
+    if {old_type, new_type} <= {"date", "datetime"}:
+        return _join_dates(old_type, old_note, new_type, new_note)
+    return "string"
+
+
+def _join_dates(old_type: str, old_note: str, new_type: str, new_note: str) -> str:
+    """The pattern that reads both: the same date part (an undecided day/month order may
+    turn), and the same time part if both have one."""
+    if not old_note:  # ISO: a date is "%Y-%m-%d"; an ISO datetime has no pattern to share
+        old_note = "%Y-%m-%d" if old_type == "date" else ""
+    if not new_note:
+        new_note = "%Y-%m-%d" if new_type == "date" else ""
+    if not (old_note and new_note):
+        return "string"
+    old_undecided, new_undecided = (n.startswith(dates.UNDECIDED) for n in (old_note, new_note))
+    old_fmt, new_fmt = dates.format_of(old_note), dates.format_of(new_note)
+    old_day, new_day = old_fmt[: dates.DATE_LENGTH], new_fmt[: dates.DATE_LENGTH]
+    if old_day == new_day:
+        day, undecided = old_day, old_undecided and new_undecided
+    elif old_undecided and dates.swapped(old_day) == new_day:
+        day, undecided = new_day, new_undecided
+    elif new_undecided and dates.swapped(new_day) == old_day:
+        day, undecided = old_day, old_undecided
+    else:
+        return "string"
+    old_clock, new_clock = old_fmt[dates.DATE_LENGTH :], new_fmt[dates.DATE_LENGTH :]
+    if old_clock and new_clock and old_clock != new_clock:
+        return "string"
+    kind_type = "datetime" if "datetime" in (old_type, new_type) else "date"
+    return f"{kind_type}:{dates.UNDECIDED if undecided else ''}{day}{old_clock or new_clock}"

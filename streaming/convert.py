@@ -20,8 +20,13 @@ as fast, and the column names live once in the metadata. The API turns them back
 
 Rules for awkward input (README lists them for users):
 
+- The upload may be CSV text, gzip, a zip of one CSV or an Excel workbook, told by its bytes
+  (``streaming.unpack``, ``streaming.xlsx``); each is read as a stream, pass after pass.
 - UTF-8 unless the upload names an encoding; a UTF-16 or UTF-32 byte-order mark is honoured.
-- The first record is the header. Names are stripped of surrounding space; an empty name
+- The delimiter, unless given, is the one that splits the head's records evenly
+  (``streaming.sniff``).
+- The first record is the header (with ``header=False`` it is data, and the columns are named
+  ``column_1``, ``column_2``, …). Names are stripped of surrounding space; an empty name
   becomes ``column_N`` (N its 1-based position); a repeated name gets ``_2``, ``_3``… .
 - Blank lines are skipped. A short row is padded with nulls. Extra fields that are empty
   (trailing delimiters) are dropped; an extra non-empty field fails the sync, naming the line.
@@ -30,7 +35,10 @@ Rules for awkward input (README lists them for users):
   the field limit), naming the line the record starts on.
 - A column's type comes from the first batch; a later value that does not fit widens it. Only a
   column that held nulls alone widens in place; any other widening restarts the conversion with
-  the wider type, so every value of a column always has the column's type.
+  the wider type, so every value of a column always has the column's type. The same holds for
+  its notation (``$``, ``%d/%m/%Y``): a batch in another one makes the column a string.
+- ``types`` forces columns' types: a value that does not fit fails the sync (``type_mismatch``,
+  naming the column, the line and the value); ``string`` always fits.
 """
 
 from __future__ import annotations
@@ -41,21 +49,22 @@ import gc
 import io
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from streaming import coerce
+from streaming import coerce, dates, unpack, xlsx
 from streaming.column_store import FORMAT as COLUMNS_FORMAT
 from streaming.column_store import ColumnWriter
 from streaming.errors import BadRequest, InvalidCSV
 from streaming.index import RowWriter
 from streaming.sketches import Reservoir
+from streaming.sniff import DELIMITERS, sniff_delimiter  # noqa: F401 (tests and callers)
 from streaming.stats import ColumnStats
 from streaming.tally import PARALLEL_BYTES, Tally, TallyFailed, open_tally
 
@@ -67,7 +76,6 @@ BATCH_BYTES = 4 << 20  # smaller batches when rows are wide, so memory stays bou
 WRITE_ROWS = 256
 SAMPLE_ROWS = 1000
 HEAD_BYTES = 65536
-DELIMITERS = ",;\t|"
 FIELD_LIMIT = 128 * 1024
 
 ROWS_FILE = "rows.ndjson"
@@ -93,11 +101,41 @@ class Conversion:
     """What a finished conversion learned about the file."""
 
     rows: int
-    columns: list[dict[str, Any]]  # [{"name", "type", "nulls"}], in the header's order
-    delimiter: str
-    encoding: str
+    # [{"name", "type", "nulls"}, plus "format" or "unit" when read in a notation], in order
+    columns: list[dict[str, Any]]
+    delimiter: str | None  # None for a workbook
+    encoding: str | None  # None for a workbook
     restarts: int
     columns_format: int | None  # the format of columns.json/.bin, None when not written
+    format: str = "csv"  # csv, csv.gz, zip or xlsx (streaming.unpack.FORMATS)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How values are read: the upload's options that reach every column."""
+
+    decimal: str = "."  # "," for numbers written 1.234,56
+    date_order: str = "mdy"  # NN/NN/YYYY dates whose values do not decide
+    types: Mapping[str, str] | None = None  # column name -> forced type
+    header: bool = True  # False: the first record is data
+    sheet: str | None = None  # a workbook's sheet; the first by default
+
+    def check(self) -> None:
+        """BadRequest for an option outside what it can be."""
+        if self.decimal not in (".", ","):
+            raise _bad(f"decimal must be '.' or ',', not {self.decimal!r}")
+        if self.date_order not in dates.ORDERS:
+            raise _bad(f"date order must be mdy or dmy, not {self.date_order!r}")
+        for name, kind in (self.types or {}).items():
+            if kind not in coerce.TYPES:
+                raise _bad(
+                    f"unknown type {kind!r} for column {name!r}; use one of "
+                    + ", ".join(coerce.TYPES)
+                )
+
+
+def _bad(message: str) -> BadRequest:
+    return BadRequest(message, code="bad_parameter")
 
 
 def resolve_encoding(name: str | None) -> str:
@@ -121,11 +159,10 @@ def announces_wide_text(head: bytes) -> bool:
     return bom_encoding(head) in WIDE_ENCODINGS
 
 
-def _announced_encoding(source: Path) -> str | None:
+def _announced_encoding(upload: unpack.Upload) -> str | None:
     """UTF-16 or UTF-32 when the file starts with their byte-order mark (UTF-8's is read by
     the default codec anyway)."""
-    with open(source, "rb") as f:
-        head = f.read(4)
+    head = upload.head(4)
     return bom_encoding(head) if announces_wide_text(head) else None
 
 
@@ -140,21 +177,33 @@ def convert_csv(
     seed: int = 0,
     parallel: bool | None = None,
     columns: bool = True,
+    reading: Reading | None = None,
+    max_bytes: int | None = None,
 ) -> Conversion:
     """Convert ``source`` into ``out_dir`` (which must exist); raises InvalidCSV.
 
     ``parallel`` keeps the column statistics in a second process (``streaming.tally``); by
     default it does for files of PARALLEL_BYTES or more. ``columns`` writes the columnar
-    shape beside the rows (``streaming.column_store``).
+    shape beside the rows (``streaming.column_store``). ``reading`` holds the upload's
+    options for values (decimal, date order, forced types, header, sheet); ``max_bytes`` caps
+    what a compressed upload may inflate to.
 
     >>> convert_csv(Path("flights.csv"), Path("out"))  # doctest: +SKIP
     Conversion(rows=1000000, columns=[{'name': 'carrier', 'type': 'string', ...}, ...], ...)
+    >>> convert_csv(Path("bank.gz"), Path("out"), reading=Reading(decimal=","))  # doctest: +SKIP
+    Conversion(rows=211, columns=[..., {'name': 'amount', 'type': 'number', 'unit': '€', ...}],
+               format='csv.gz', ...)
     """
-    codec = resolve_encoding(encoding or _announced_encoding(source))
+    reading = reading or Reading()
+    reading.check()
     if delimiter is not None and len(delimiter) != 1:
         raise BadRequest(
             f"delimiter must be a single character, not {delimiter!r}", code="bad_parameter"
         )
+    upload = unpack.identify(source, max_bytes)
+    codec = (
+        "" if upload.format == "xlsx" else resolve_encoding(encoding or _announced_encoding(upload))
+    )
     csv.field_size_limit(field_limit)
     if parallel is None:
         parallel = source.stat().st_size >= PARALLEL_BYTES
@@ -164,8 +213,9 @@ def convert_csv(
         while True:
             try:
                 run = _Run(
-                    source, out_dir, delimiter, codec, hints, progress, seed, parallel, columns
+                    upload, out_dir, delimiter, codec, hints, progress, seed, parallel, columns
                 )
+                run.reading = reading
                 return run.convert(restarts)
             except _Widen as widen:
                 hints = widen.hints
@@ -200,9 +250,11 @@ def _collector_paused() -> Iterator[None]:
 class _Run:
     """One pass over the file with a fixed set of type hints."""
 
+    reading = Reading()
+
     def __init__(
         self,
-        source: Path,
+        upload: unpack.Upload,
         out_dir: Path,
         delimiter: str | None,
         codec: str,
@@ -212,7 +264,7 @@ class _Run:
         parallel: bool,
         columns: bool = True,
     ) -> None:
-        self.source = source
+        self.upload = upload
         self.parallel = parallel
         self.out_dir = out_dir
         self.delimiter = delimiter
@@ -223,19 +275,21 @@ class _Run:
         self.columns = columns
 
     def convert(self, restarts: int) -> Conversion:
+        if self.upload.format == "xlsx":
+            return self._convert_workbook(restarts)
         python_codec = "utf-8-sig" if self.codec == "utf-8" else self.codec
-        with open(self.source, "rb") as raw:
-            head = raw.read(HEAD_BYTES)
-            raw.seek(0)
-            delimiter = self.delimiter or sniff_delimiter(head, python_codec)
-            self.python_codec, self.delimiter_used = python_codec, delimiter
+        head = self.upload.head(HEAD_BYTES)
+        delimiter = self.delimiter or sniff_delimiter(head, python_codec)
+        self.python_codec, self.delimiter_used = python_codec, delimiter
+        raw, position = self.upload.open()
+        with raw:
             text = io.TextIOWrapper(raw, encoding=python_codec, errors="strict", newline="")
             reader = csv.reader(text, delimiter=delimiter, strict=True)
             try:
-                names = self._header(reader)
-                columns = self._body(reader, raw, names)
+                names, records = self._header(reader)
+                columns = self._body(records, position, names)
             except UnicodeDecodeError as exc:
-                line = _line_of_bad_bytes(self.source, python_codec)
+                line = _line_of_bad_bytes(self.upload, python_codec)
                 raise InvalidCSV(
                     f"line {line}: the file is not valid {self.codec} ({exc.reason}); "
                     "if it is Latin-1 or Windows-1252, upload it again with ?encoding=cp1252",
@@ -247,7 +301,7 @@ class _Run:
                 # record began (as for a ragged row): an unclosed quote swallows the lines
                 # after it until the end of the file or the field limit.
                 end = reader.line_num
-                found = _line_of_record(self.source, python_codec, delimiter, None)
+                found = _line_of_record(self.upload, python_codec, delimiter, None)
                 line = found if found is not None else end
                 hint = f"; the record runs on to line {end} (a stray or unclosed quote?)"
                 message = f"line {line}: {exc}" + (hint if end > line else "")
@@ -259,17 +313,59 @@ class _Run:
             encoding=self.codec,
             restarts=restarts,
             columns_format=COLUMNS_FORMAT if self.columns else None,
+            format=self.upload.format,
         )
 
-    def _header(self, reader: Any) -> list[str]:
-        for records, record in enumerate(reader, start=1):
-            if record:
-                self.header_records = records  # blank lines above the header are records too
-                return header_names(record)
-        raise InvalidCSV("the file has no header row", code="empty_file")
+    def _convert_workbook(self, restarts: int) -> Conversion:
+        """One pass over a workbook's sheet: its rows are the records (streaming.xlsx)."""
+        sheet, limit = self.reading.sheet, self.upload.limit
+        with xlsx.Workbook(self.upload.path, sheet, limit, spill_dir=self.out_dir) as book:
+            names, records = self._header(book.rows())
+            columns = self._body(records, book.position, names)
+        return Conversion(
+            self.rows,
+            columns,
+            None,
+            None,
+            restarts,
+            columns_format=COLUMNS_FORMAT if self.columns else None,
+            format="xlsx",
+        )
 
-    def _body(self, reader: Any, raw: Any, names: list[str]) -> list[dict[str, Any]]:
+    def _header(self, reader: Iterable[list[str]]) -> tuple[list[str], Iterable[list[str]]]:
+        """The column names, and the records after them (from the first, without a header)."""
+        for records, record in enumerate(reader, start=1):
+            if not record:
+                continue
+            if self.reading.header:
+                self.header_records = records  # blank lines above the header are records too
+                return header_names(record), reader
+            self.header_records = records - 1
+            names = [f"column_{i}" for i in range(1, len(record) + 1)]
+            return names, chain([record], reader)
+        what = "header row" if self.reading.header else "rows"
+        raise InvalidCSV(f"the file has no {what}", code="empty_file")
+
+    def _forced_types(self, names: list[str]) -> dict[int, str]:
+        """Column position -> forced type; InvalidCSV naming a column the file lacks."""
+        forced = {}
+        for name, kind in (self.reading.types or {}).items():
+            if name not in names:
+                listed = ", ".join(map(repr, names[:20]))
+                raise InvalidCSV(
+                    f"types names column {name!r}, which the file does not have "
+                    f"(its columns: {listed})",
+                    code="unknown_column",
+                )
+            forced[names.index(name)] = kind
+        return forced
+
+    def _body(
+        self, reader: Iterable[list[str]], position: unpack.Position, names: list[str]
+    ) -> list[dict[str, Any]]:
         width = len(names)
+        self.names = names
+        self.forced = self._forced_types(names)
         kinds: list[str | None] = [self.hints.get(i) for i in range(width)]
         firsts: list[Any] = [None] * width  # each column's first value: None until one is seen
         tally = open_tally(self.parallel)
@@ -292,6 +388,7 @@ class _Run:
         try:
             while batch := list(islice(reader, batch_rows)):
                 rows = self._rectangular(batch, width, records_before)
+                self.batch = (batch, records_before)  # where a type_mismatch is looked for
                 records_before += len(batch)
                 if rows:
                     typed = [
@@ -299,16 +396,16 @@ class _Run:
                         for j, column in enumerate(zip(*rows))
                     ]
                     tally.end_batch()
-                    if blocks is not None:
-                        blocks.add(typed, kinds)
+                    if blocks is not None:  # the columns know types, not notations
+                        blocks.add(typed, [kind and coerce.base(kind) for kind in kinds])
                     rows_typed = zip(*typed)
                     while lines := list(map(orjson.dumps, islice(rows_typed, WRITE_ROWS))):
                         writer.write(lines)
                         sample.update(lines)
-                position = raw.tell()
-                batch_rows = _next_batch_rows(position, records_before)
+                read = position()
+                batch_rows = _next_batch_rows(read, records_before)
                 if self.progress is not None:
-                    self.progress(position, writer.rows)
+                    self.progress(int(read * self.upload.scale), writer.rows)
             found = tally.results()
         except BaseException:
             tally.abort()
@@ -323,9 +420,11 @@ class _Run:
         _write(self.out_dir / SAMPLE_FILE, b"".join(line + b"\n" for line in sample.items))
         columns, results = [], {}
         for j, name in enumerate(names):
-            result = found.get(j) or ColumnStats(kinds[j] or "null").result()
+            kind = kinds[j] or "null"
+            result = found.get(j) or ColumnStats(coerce.base(kind)).result()
             results[name] = result
-            columns.append({"name": name, "type": result["type"], "nulls": result["nulls"]})
+            column = {"name": name, "type": result["type"], "nulls": result["nulls"]}
+            columns.append(column | coerce.describe(kind))
         _write(self.out_dir / STATS_FILE, orjson.dumps(results))
         return columns
 
@@ -333,23 +432,84 @@ class _Run:
         self, j: int, raw: Sequence[str], kinds: list[str | None], firsts: list[Any], tally: Tally
     ) -> list[Any]:
         """Type column j of a batch, widening its type if it must; feed its statistics."""
-        kind = kinds[j] or coerce.infer(raw)
+        forced = self.forced.get(j)
+        kind = kinds[j] or self._first_kind(j, raw, forced)
         try:
-            values, present = coerce.convert(kind, raw)
-            if kind == "datetime" and present:
+            values, present = coerce.convert(kind, raw, self.reading.decimal)
+            if coerce.base(kind) == "datetime" and present:
                 _same_offset_style(present[0], firsts[j])
         except coerce.Mismatch:
-            kind = coerce.join(kind, coerce.infer(raw))
+            old, kind = kind, coerce.join(kind, self._infer(raw))
+            if forced is not None:
+                kind = coerce.fit(forced, kind) or ""
+                if not kind or (kind == old and firsts[j] is not None):
+                    raise self._mismatch(j, forced, raw, old) from None
             if firsts[j] is not None:  # typed values of the old type are written: start over
                 hints = {i: k for i, k in enumerate(kinds) if k is not None}
                 hints[j] = kind if kind != kinds[j] else "string"
                 raise _Widen(hints) from None
-            values, present = coerce.convert(kind, raw)
+            kind, (values, present) = self._convert_widened(j, kind, raw, forced)
         kinds[j] = kind
         if firsts[j] is None and present:
             firsts[j] = present[0]
-        tally.update(j, kind, present, len(raw) - len(present))
+        tally.update(j, coerce.base(kind), present, len(raw) - len(present))
         return values
+
+    def _infer(self, raw: Sequence[str]) -> str:
+        return coerce.infer(raw, self.reading.decimal, self.reading.date_order)
+
+    def _first_kind(self, j: int, raw: Sequence[str], forced: str | None) -> str:
+        """The kind of a column's first batch: inferred, or of the forced type."""
+        if forced is None:
+            return self._infer(raw)
+        if forced == "string":
+            return "string"
+        kind = coerce.fit(forced, self._infer(raw))
+        if kind is None:
+            raise self._mismatch(j, forced, raw, None)
+        return kind
+
+    def _convert_widened(
+        self, j: int, kind: str, raw: Sequence[str], forced: str | None
+    ) -> tuple[str, coerce.Typed]:
+        """Convert a batch with the widened kind. Should its notation still not read the
+        batch, the column is a string (forced to a type: a type_mismatch)."""
+        try:
+            return kind, coerce.convert(kind, raw, self.reading.decimal)
+        except coerce.Mismatch:
+            if forced is not None:
+                raise self._mismatch(j, forced, raw, None) from None
+            return "string", coerce.convert("string", raw)
+
+    def _mismatch(self, j: int, forced: str, raw: Sequence[str], before: str | None) -> InvalidCSV:
+        """The type_mismatch error for the first value of the batch that breaks ``forced``."""
+        kind, at = before or "null", None
+        for i, text in enumerate(raw):
+            if text in coerce.NULL_MARKERS:
+                continue
+            joined = coerce.join(kind, self._infer([text]))
+            fitted = coerce.fit(forced, joined)
+            if fitted is None or not _reads(fitted, text, self.reading.decimal):
+                at = i
+                break
+            kind = joined
+        if at is None:  # no single value breaks it, the batch as a whole does
+            at = next(i for i, text in enumerate(raw) if text not in coerce.NULL_MARKERS)
+        batch, records_before = self.batch
+        record = records_before + [k for k, record in enumerate(batch) if record][at]
+        where, line = self._line_of(record)
+        return InvalidCSV(
+            f"{where}: column {self.names[j]!r} must be {forced}, and {raw[at]!r} is not",
+            line=line,
+            code="type_mismatch",
+        )
+
+    def _line_of(self, record: int) -> tuple[str, int | None]:
+        """("line N" or "row N", N) for a record number (0 is the first record)."""
+        if self.upload.format == "xlsx":
+            return f"row {record + 1}", record + 1  # a workbook's rows are its records
+        line = _line_of_record(self.upload, self.python_codec, self.delimiter_used, record)
+        return f"line {line}", line
 
     def _rectangular(
         self, batch: list[list[str]], width: int, records_before: int
@@ -367,11 +527,9 @@ class _Run:
             elif size < width:
                 rows.append(row + [""] * (width - size))
             elif any(row[width:]):
-                line = _line_of_record(
-                    self.source, self.python_codec, self.delimiter_used, records_before + i
-                )
+                where, line = self._line_of(records_before + i)
                 raise InvalidCSV(
-                    f"line {line}: {size} fields, but the header has {width}",
+                    f"{where}: {size} fields, but the header has {width}",
                     line=line,
                     code="ragged_row",
                 )
@@ -395,18 +553,6 @@ def header_names(record: Sequence[str]) -> list[str]:
     return out
 
 
-def sniff_delimiter(head: bytes, codec: str) -> str:
-    """The delimiter of the file's first lines (one of ``DELIMITERS``), else a comma."""
-    text = head.decode(codec, errors="replace")
-    lines = text.splitlines(keepends=True)[:50]
-    if len(lines) > 1 and len(head) == HEAD_BYTES:
-        lines.pop()  # probably cut short
-    try:
-        return csv.Sniffer().sniff("".join(lines), delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        return ","
-
-
 def _same_offset_style(value: str, earlier: str | None) -> None:
     """Raise Mismatch if a batch of datetimes and the earlier ones differ in having an offset."""
     if earlier is not None and value.endswith("Z") != earlier.endswith("Z"):
@@ -419,11 +565,21 @@ def _next_batch_rows(position: int, records: int) -> int:
     return max(64, min(BATCH_ROWS, BATCH_BYTES // average))
 
 
-def _line_of_bad_bytes(source: Path, codec: str) -> int:
+def _reads(kind: str, text: str, decimal: str) -> bool:
+    """Whether ``kind`` reads the value ``text``."""
+    try:
+        coerce.convert(kind, [text], decimal)
+    except coerce.Mismatch:
+        return False
+    return True
+
+
+def _line_of_bad_bytes(upload: unpack.Upload, codec: str) -> int:
     """The 1-based line holding the first byte sequence that ``codec`` cannot decode."""
     decoder = codecs.getincrementaldecoder(codec)(errors="strict")
     line = 1
-    with open(source, "rb") as f:
+    f, _ = upload.open()
+    with f:
         while chunk := f.read(HEAD_BYTES):
             try:
                 decoder.decode(chunk)
@@ -435,10 +591,13 @@ def _line_of_bad_bytes(source: Path, codec: str) -> int:
     return line
 
 
-def _line_of_record(source: Path, codec: str, delimiter: str, record: int | None) -> int | None:
+def _line_of_record(
+    upload: unpack.Upload, codec: str, delimiter: str, record: int | None
+) -> int | None:
     """The 1-based line where record number ``record`` (0 is the header) starts, or with None
     the record the csv module cannot read; None if the file has no such record."""
-    with open(source, encoding=codec, newline="") as text:
+    raw, _ = upload.open()
+    with io.TextIOWrapper(raw, encoding=codec, newline="") as text:
         reader = csv.reader(text, delimiter=delimiter, strict=True)
         end_of_previous = 0
         try:

@@ -20,11 +20,12 @@ def ready(
     *,
     rows: int,
     columns: list[dict[str, Any]],
-    delimiter: str,
-    encoding: str,
+    delimiter: str | None,
+    encoding: str | None,
     size: int,
     ready_at: str,
     columns_format: int | None,
+    source_format: str,
 ) -> dict[str, Any]:
     """The record of a dataset whose sync has just finished; ``columns_format`` says which
     layout its column files have (``streaming.column_store``), None for rows alone."""
@@ -33,7 +34,7 @@ def ready(
         status="ready",
         rows=rows,
         columns=columns,
-        source={"delimiter": delimiter, "encoding": encoding},
+        source={"delimiter": delimiter, "encoding": encoding, "format": source_format},
         size=size,
         ready_at=ready_at,
     )
@@ -48,7 +49,10 @@ def pending(job: dict[str, Any]) -> dict[str, Any]:
         status=_PENDING_STATUS.get(job["status"], "running"),
         rows=None,
         columns=[],
-        source={"delimiter": options.get("delimiter"), "encoding": options.get("encoding")},
+        source={
+            "delimiter": options.get("delimiter"),
+            "encoding": options.get("encoding") or "utf-8",
+        },
         size=None,
         ready_at=None,
     )
@@ -71,7 +75,7 @@ def _record(
         "status": status,
         "rows": rows,
         "columns": columns,
-        "source": {**job["source"], **source, "encoding": source["encoding"] or "utf-8"},
+        "source": {**job["source"], **source},
         "bytes": size,
         "created_at": job["created_at"],
         "ready_at": ready_at,

@@ -60,6 +60,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _date_order(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("mdy", "dmy"):
+        raise ValueError(f"expected mdy or dmy, got {text!r}")
+    return value
+
+
 def _setting(
     default: str, help: str, parse: Callable[[str], Any] = str, secret: bool = False
 ) -> Any:
@@ -117,6 +124,12 @@ class Settings:
         "128",
         "Largest CSV field accepted, in KiB (the csv module's field limit); larger fails the job.",
         _positive_int,
+    )
+    date_order: str = _setting(
+        "mdy",
+        "How a date column written NN/NN/YYYY is read when no value decides (no part over 12): "
+        "mdy (month first) or dmy. Dotted dates (NN.NN.YYYY) are day first unless values say.",
+        _date_order,
     )
     csv_safe: bool = _setting(
         "on",

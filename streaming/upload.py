@@ -1,5 +1,8 @@
 """Spool an upload to disk: the first stage of a CSV's path through Rillet.
 
+The bytes are stored as they came, gzip, zip and workbook included (the sync reads those;
+``streaming.unpack``), so the SHA-256 is of what the client sent.
+
 One request passes through four steps, and never sits in memory whole:
 
 1. ``spool_upload`` checks Content-Type and Content-Length before reading a byte.
@@ -31,9 +34,23 @@ from typing import Any, BinaryIO
 
 from streaming.convert import announces_wide_text
 from streaming.errors import BadRequest, InvalidCSV, PayloadTooLarge, UnsupportedMediaType
+from streaming.unpack import is_archive
 
-RAW_TYPES = ("text/csv", "application/csv", "text/plain")
-ACCEPTED = "text/csv, application/csv, text/plain, or multipart/form-data with a part named 'file'"
+RAW_TYPES = (
+    "text/csv",
+    "application/csv",
+    "text/plain",
+    # Compressed CSV and workbooks (streaming.unpack tells them by their bytes, not by this).
+    "application/gzip",
+    "application/x-gzip",
+    "application/zip",
+    "application/x-zip-compressed",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+)
+ACCEPTED = (
+    "text/csv, application/csv, text/plain (or gzip, zip, xlsx), "
+    "or multipart/form-data with a part named 'file'"
+)
 HEAD_BYTES = 65536
 # Room in a multipart body for boundaries, part headers and small form fields beside the file.
 MULTIPART_ALLOWANCE = 2**20
@@ -130,11 +147,13 @@ class _Sink:
 
     def _check_head(self, final: bool = False) -> None:
         """Fail on a NUL byte in the head: a CSV has none, unless it is UTF-16 or UTF-32 text,
-        which a byte-order mark announces (so the first 4 bytes are read before judging, unless
-        the file ends sooner)."""
-        if not self.binary_check or (len(self.head) < 4 and not final):
+        which a byte-order mark announces, or compressed or a workbook, which their first bytes
+        announce (so the first 8 bytes are read before judging, unless the file ends sooner).
+        The sync judges those further (streaming.unpack)."""
+        if not self.binary_check or (len(self.head) < 8 and not final):
             return
-        if announces_wide_text(bytes(self.head[:4])):
+        head = bytes(self.head[:8])
+        if announces_wide_text(head[:4]) or is_archive(head):
             self.binary_check = False
             return
         nul = self.head.find(b"\x00", self._checked)

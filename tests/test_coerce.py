@@ -29,7 +29,7 @@ INFERRED = [
     (str(2**63 - 1), "integer"),
     (str(-(2**63)), "integer"),
     ("1_000", "string"),
-    ("1,000", "string"),
+    ("1,000", "integer:#"),  # thousands separator (streaming.numbers)
     (" 1", "string"),
     ("1 ", "string"),
     ("0x1F", "string"),
@@ -70,8 +70,8 @@ INFERRED = [
     ("2023-02-29", "string"),
     ("2023-02-30", "string"),
     ("2023-13-01", "string"),
-    ("2023-1-5", "string"),
-    ("2023/01/05", "string"),
+    ("2023-1-5", "date:%Y-%m-%d"),  # not ISO: read with a pattern
+    ("2023/01/05", "date:%Y/%m/%d"),
     ("20230105", "integer"),
     # datetimes: ISO 8601 date and time
     ("2023-01-05T10:30", "datetime"),

@@ -10,6 +10,7 @@ from streaming import metadata, params
 from streaming.convert import WIDE_ENCODINGS, resolve_encoding
 from streaming.errors import NotFound, NotReady
 from streaming.jobs import PUBLIC_FIELDS
+from streaming.options import OPTIONS, upload_options
 from streaming.store import Store, check_dataset_id
 from streaming.upload import spool_upload
 from streaming.web.exchange import Answer, Call, etag_of, json_answer, not_modified, raw_json
@@ -23,6 +24,14 @@ UPLOAD = Doc(
         param("name", {"type": "string"}, "Dataset name (raw bodies)."),
         param("delimiter", {"type": "string"}, "Field delimiter; sniffed if absent."),
         param("encoding", {"type": "string"}, "Text encoding (default utf-8)."),
+        param("types", {"type": "string"}, "Forced column types: COL:TYPE,COL:TYPE."),
+        param("decimal", {"type": "string", "enum": [".", ","]}, "Decimal mark (default '.')."),
+        param(
+            "header",
+            {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
+            "false: the first line is data (columns column_1, column_2, ...).",
+        ),
+        param("sheet", {"type": "string"}, "A workbook's sheet (default: the first)."),
     ),
     body={
         "required": True,
@@ -35,6 +44,8 @@ UPLOAD = Doc(
                 }
             },
             "text/csv": {"schema": {"type": "string"}},
+            "application/gzip": {"schema": {"type": "string", "format": "binary"}},
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
         },
     },
 )
@@ -43,8 +54,9 @@ UPLOAD = Doc(
 def upload(rillet: Rillet, call: Call) -> Answer:
     """Spool the body to disk (capped, hashed on the way), queue its sync, answer 202."""
     values = call.params
-    params.only(values, ("name", "delimiter", "encoding"))
+    params.only(values, ("name", "delimiter", "encoding", *OPTIONS))
     delimiter = params.delimiter(values)
+    reading = upload_options(values)  # a wrong type name is a 400 before a byte is stored
     encoding = resolve_encoding(values.get("encoding")) if values.get("encoding") else None
     name = values.get("name") or None
     ids = rillet.store.new_ids()
@@ -57,7 +69,7 @@ def upload(rillet: Rillet, call: Call) -> Answer:
         binary_check=not (encoding or "").startswith(WIDE_ENCODINGS),
     )
     source = {"filename": spooled.filename, "bytes": spooled.bytes, "sha256": spooled.sha256}
-    options = {"delimiter": delimiter, "encoding": encoding}
+    options = {"delimiter": delimiter, "encoding": encoding, **reading}
     job = rillet.jobs.create(ids.job, ids.dataset, name or spooled.filename, source, options)
     rillet.wake()
     return json_answer(
