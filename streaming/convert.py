@@ -323,7 +323,7 @@ class _Run:
             self.header_records = records - 1
             names = [f"column_{i}" for i in range(1, len(record) + 1)]
             return names, chain([record], reader)
-        what = "a header row" if self.reading.header else "any rows"
+        what = "header row" if self.reading.header else "rows"
         raise InvalidCSV(f"the file has no {what}", code="empty_file")
 
     def _forced_types(self, names: list[str]) -> dict[int, str]:
