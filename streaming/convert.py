@@ -58,7 +58,7 @@ from typing import Any
 
 import orjson
 
-from streaming import coerce, dates, unpack, xlsx
+from streaming import coerce, dates, unpack
 from streaming.column_store import FORMAT as COLUMNS_FORMAT
 from streaming.column_store import ColumnWriter
 from streaming.errors import BadRequest, InvalidCSV
@@ -318,6 +318,8 @@ class _Run:
 
     def _convert_workbook(self, restarts: int) -> Conversion:
         """One pass over a workbook's sheet: its rows are the records (streaming.xlsx)."""
+        from streaming import xlsx  # zipfile and ElementTree: only for a workbook
+
         sheet, limit = self.reading.sheet, self.upload.limit
         with xlsx.Workbook(self.upload.path, sheet, limit, spill_dir=self.out_dir) as book:
             names, records = self._header(book.rows())

@@ -18,18 +18,21 @@ whole, as for any failed sync.
 
 from __future__ import annotations
 
-import gzip
 import io
 import os
-import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from streaming.errors import InvalidCSV, PayloadTooLarge
+
+if TYPE_CHECKING:
+    import zipfile
+
+# gzip and zipfile are imported where a compressed upload is read, not by every CSV's sync or
+# by the server, which imports is_archive for its binary check (DESIGN: import lazily).
 
 FORMATS = ("csv", "csv.gz", "zip", "xlsx")
 GZIP_MAGIC = b"\x1f\x8b"
@@ -38,7 +41,7 @@ OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Files a zip tool adds beside the one a person meant: not counted as a second file.
 _ZIP_CLUTTER = ("__MACOSX/", ".DS_Store", "Thumbs.db")
 
-_READABLE = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+_READABLE = (0, 8, 12, 14)  # stored, deflate, bzip2, lzma: what zipfile inflates
 
 Position = Callable[[], int]  # bytes read so far
 
@@ -64,10 +67,14 @@ class Upload:
             raw = open(self.path, "rb")
             return raw, raw.tell
         if self.format == "csv.gz":
+            import gzip
+
             raw = open(self.path, "rb")
             capped = Capped(gzip.GzipFile(fileobj=raw, mode="rb"), self.limit, "gzip stream")
             return _buffered(capped, extra=raw), lambda: capped.count
         if self.format == "zip" and self.member is not None:
+            import zipfile
+
             archive = zipfile.ZipFile(self.path)
             info = archive.getinfo(self.member)
             capped = Capped(archive.open(info), self.limit, f"zip entry {info.filename!r}")
@@ -83,6 +90,8 @@ class Upload:
                 inflated = int.from_bytes(f.read(4), "little")  # ISIZE: the size mod 2**32
                 return f.tell() / inflated if inflated else 1.0
         if self.format == "zip" and self.member is not None:
+            import zipfile
+
             with zipfile.ZipFile(self.path) as archive:
                 info = archive.getinfo(self.member)
             return info.compress_size / max(1, info.file_size)
@@ -113,6 +122,8 @@ def identify(path: Path, limit: int | None) -> Upload:
 
 
 def _zip_upload(path: Path, limit: int | None) -> Upload:
+    import zipfile
+
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
@@ -159,6 +170,11 @@ class Capped(io.RawIOBase):
     """A decompressing stream that fails past ``limit`` bytes, or when its input is damaged."""
 
     def __init__(self, stream: Readable, limit: int | None, what: str) -> None:
+        import gzip
+        import zipfile
+        import zlib
+
+        self.damaged = (EOFError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile)
         self.stream = stream
         self.limit = limit
         self.what = what
@@ -170,7 +186,7 @@ class Capped(io.RawIOBase):
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         try:
             data = self.stream.read(len(buffer))
-        except (EOFError, zlib.error, zipfile.BadZipFile, gzip.BadGzipFile) as exc:
+        except self.damaged as exc:
             reason = "ends early" if isinstance(exc, EOFError) else f"is damaged ({exc})"
             raise InvalidCSV(f"the {self.what} {reason}", code="bad_archive") from None
         self.count += len(data)

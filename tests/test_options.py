@@ -167,3 +167,9 @@ def test_date_order_reaches_the_sync(settings, order, first):
 def test_a_date_order_other_than_mdy_or_dmy_is_a_setting_error():
     with pytest.raises(SettingError, match="DATE_ORDER: expected mdy or dmy"):
         Settings.from_env({"DATE_ORDER": "ymd"})
+
+
+def test_without_a_header_an_empty_file_says_it_has_no_rows(tmp_path):
+    with pytest.raises(InvalidCSV, match="^the file has no rows$") as caught:
+        convert_bytes(tmp_path, b"\n\r\n", {"header": False})
+    assert caught.value.code == "empty_file"
