@@ -6,25 +6,36 @@
 
 The parts: the app (``streaming.web.app``, serving the route table in
 ``streaming.web.routes``) wrapped in gzip (``streaming.web.compress``), CORS and the access
-log (``streaming.web.wsgi``), served by waitress, with the sync worker (``sync_worker.py``) in
-threads of this process unless SYNC_WORKER=off. The command line is ``streaming.web.cli``.
+log (``streaming.web.wsgi``), served by waitress in WORKERS processes on one socket
+(``streaming.web.workers``), with the sync worker (``sync_worker.py``) in threads of this
+process unless SYNC_WORKER=off. The command line is ``streaming.web.cli``.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from streaming.errors import SettingError
 from streaming.memory import limit_malloc_arenas
 from streaming.settings import Settings
+from streaming.store import Store
 from streaming.web import cli
 from streaming.web.app import create_app
+from streaming.web.auth import KeyRing
 from streaming.web.compress import Compress
 from streaming.web.state import VERSION, Rillet
+from streaming.web.workers import (
+    Supervisor,
+    exit_with_parent,
+    inherited_socket,
+    listening_socket,
+)
 from streaming.web.wsgi import AccessLog, Cors
 
-__all__ = ["Rillet", "create_app", "wsgi_app", "serve", "main"]
+__all__ = ["Rillet", "create_app", "wsgi_app", "serve", "serve_worker", "main"]
 
 
 def wsgi_app(rillet: Rillet) -> Callable[..., Any]:
@@ -34,30 +45,59 @@ def wsgi_app(rillet: Rillet) -> Callable[..., Any]:
 
 
 def serve(settings: Settings) -> None:
-    """Start the worker threads (unless SYNC_WORKER=off) and serve with waitress."""
-    import waitress
-
+    """Serve with waitress: in this process (WORKERS=1), or in WORKERS child processes on one
+    listening socket (``streaming.web.workers``); the sync worker runs here either way, in
+    threads of this process, unless SYNC_WORKER=off."""
     import sync_worker
 
     limit_malloc_arenas()
-    rillet = Rillet(settings)
-    new_key = rillet.keys.ensure_one()
+    Store(settings.data_dir)  # the data directory and its folders, before anything uses them
+    ring = KeyRing(settings.data_dir / "keys.json", settings.api_keys)
+    new_key = ring.ensure_one()
     if new_key:
         print(
             f"Created a write key (shown once, only its hash is stored):\n\n    {new_key}\n",
             flush=True,
         )
+    if settings.workers == 1:
+        rillet = Rillet(settings)
+        if settings.sync_worker:
+            rillet.wake = sync_worker.run_in_thread(settings).wake
+        _announce(settings, "1 process")
+        _waitress(rillet, host=settings.host, port=settings.port)
+        return
+    sock = listening_socket(settings)  # bound before the children start: none can miss it
     if settings.sync_worker:
-        worker = sync_worker.run_in_thread(settings)
-        rillet.wake = worker.wake
+        sync_worker.run_in_thread(settings)
+    _announce(settings, f"{settings.workers} processes")
+    command = [sys.executable, str(Path(__file__).resolve()), "worker"]
+    Supervisor(command, sock, settings.workers).run()
+
+
+def serve_worker(settings: Settings) -> None:
+    """One of WORKERS children: serve the listening socket the parent passed down."""
+    sock = inherited_socket()
+    if sock is None:
+        raise SettingError("`python server.py worker` is started by `python server.py` only")
+    limit_malloc_arenas()
+    exit_with_parent()
+    _waitress(Rillet(settings), sockets=[sock])
+
+
+def _announce(settings: Settings, processes: str) -> None:
     print(
-        f"Rillet {VERSION} on http://{settings.host}:{settings.port} (data in {settings.data_dir})",
+        f"Rillet {VERSION} on http://{settings.host}:{settings.port} "
+        f"(data in {settings.data_dir}; {processes})",
         flush=True,
     )
+
+
+def _waitress(rillet: Rillet, **where: Any) -> None:
+    import waitress
+
+    settings = rillet.settings
     waitress.serve(
         wsgi_app(rillet),
-        host=settings.host,
-        port=settings.port,
         threads=settings.threads,
         ident="rillet",
         # Both limits are checked by waitress before the app sees the request, so they answer
@@ -67,11 +107,12 @@ def serve(settings: Settings) -> None:
         max_request_body_size=settings.max_upload_mb * 2**20 + 16 * 2**20,
         clear_untrusted_proxy_headers=True,
         expose_tracebacks=False,
+        **where,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(sys.argv[1:] if argv is None else argv, serve)
+    return cli.main(sys.argv[1:] if argv is None else argv, serve, serve_worker)
 
 
 if __name__ == "__main__":

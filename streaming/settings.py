@@ -53,6 +53,13 @@ def _auto_flag(text: str) -> bool | None:
     return None if text.strip().lower() == "auto" else _flag(text)
 
 
+def _workers(text: str) -> int:
+    """``auto`` (the number of cores), or a whole number of at least 1."""
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    return _positive_int(text)
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -144,7 +151,13 @@ class Settings:
         "Requests a minute per key (bursts of a tenth of it); 0 turns the limit off.",
         _non_negative_int,
     )
-    threads: int = _setting("8", "waitress worker threads.", _positive_int)
+    workers: int = _setting(
+        "auto",
+        "Processes that answer requests, on one listening socket: auto (the number of cores) "
+        "or a number. RATE_LIMIT and LLM_MAX are shared out among them.",
+        _workers,
+    )
+    threads: int = _setting("8", "waitress threads in each of those processes.", _positive_int)
     streams_max: int = _setting(
         "4",
         "Most responses streaming at once (exports, streamed chats); past it 429. Keep it "

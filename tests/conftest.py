@@ -29,6 +29,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "api_keys": f"{READ_KEY}:read,{WRITE_KEY}:write",
         "sync_worker": False,
         "page_max": 1000,
+        "workers": 1,  # in-process: one app holds the whole rate limit and LLM slots
         "rate_limit": 0,  # test_auth and test_app's rate-limit tests set their own
     }
     return Settings.from_env({}, data_dir=data_dir, **{**defaults, **overrides})
@@ -121,6 +122,7 @@ def start_server(data_dir: Path, **env: str) -> RunningServer:
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "DATA_DIR": str(data_dir),
+        "WORKERS": "1",  # one process unless a test asks for more (test_workers.py)
         **env,
     }
     process = subprocess.Popen(

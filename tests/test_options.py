@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
+import httpx
 import pytest
 
+from server import Rillet
 from streaming.convert import Reading
-from streaming.errors import BadRequest, InvalidCSV
+from streaming.errors import BadRequest, InvalidCSV, SettingError
 from streaming.options import reading, upload_options
-from streaming.settings import SettingError, Settings
+from streaming.settings import Settings
+from tests.conftest import assert_error, upload
 from tests.corpus import convert_bytes, sync_bytes
 
 DEFAULTS = {"types": None, "decimal": ".", "header": True, "sheet": None}
@@ -173,3 +178,37 @@ def test_without_a_header_an_empty_file_says_it_has_no_rows(tmp_path):
     with pytest.raises(InvalidCSV, match="^the file has no rows$") as caught:
         convert_bytes(tmp_path, b"\n\r\n", {"header": False})
     assert caught.value.code == "empty_file"
+
+
+# --- Over HTTP: the upload route checks the options before anything is stored -------------------
+
+
+def test_an_unknown_type_is_a_400_before_anything_is_stored(
+    client: httpx.Client, rillet: Rillet
+) -> None:
+    response = client.post(
+        "/datasets",
+        params={"types": "a:money"},
+        files={"file": ("t.csv", b"a\n1\n", "text/csv")},
+    )
+    error = assert_error(response, 400, "bad_parameter")
+    assert "money" in error["message"] and error["parameter"] == "types"
+    assert os.listdir(rillet.store.root / "uploads") == []
+    assert os.listdir(rillet.store.root / "jobs") == []
+
+
+def test_upload_options_reach_the_sync_over_http(client: httpx.Client, rillet: Rillet) -> None:
+    text = "1;1.234,5;01.02.2024\n2;-3,25;31.12.2024\n"
+    dataset = upload(
+        client, rillet, text, delimiter=";", decimal=",", header="false", types="column_1:string"
+    )
+    meta = client.get(f"/datasets/{dataset}").json()
+    kinds = {c["name"]: (c["type"], c.get("format")) for c in meta["columns"]}
+    assert kinds == {
+        "column_1": ("string", None),
+        "column_2": ("number", None),
+        "column_3": ("date", "%d.%m.%Y"),
+    }
+    rows = client.get(f"/datasets/{dataset}/rows").json()["rows"]
+    assert rows[0] == {"column_1": "1", "column_2": 1234.5, "column_3": "2024-02-01"}
+    assert meta["source"]["format"] == "csv"

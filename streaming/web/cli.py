@@ -18,13 +18,21 @@ from streaming.settings import Settings
 from streaming.web.auth import KeyRing
 
 
-def main(argv: list[str], serve: Callable[[Settings], None]) -> int:
-    """Run the command ``argv`` names; with none, ``serve`` the settings from the environment."""
+def main(
+    argv: list[str],
+    serve: Callable[[Settings], None],
+    serve_worker: Callable[[Settings], None],
+) -> int:
+    """Run the command ``argv`` names; with none, ``serve`` the settings from the environment
+    (``worker``: one of the serving processes ``serve`` starts, not for people)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         settings = Settings.from_env()
         if argv[:1] == ["keys"]:
             return keys_command(settings, argv[1:])
+        if argv == ["worker"]:
+            serve_worker(settings)
+            return 0
         if argv[:1] == ["settings"]:
             for name, value, help_text in settings.describe():
                 print(f"{name}={value}\n    {help_text}")

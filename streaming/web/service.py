@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -20,7 +21,9 @@ def health(rillet: Rillet, call: Call) -> Answer:
             "version": VERSION,
             "datasets": rillet.store.count_ready(),
             "jobs": rillet.jobs.counts(),
-            "rss_bytes": rss_bytes(),
+            "rss_bytes": rss_bytes(),  # of the process that answered (`pid`, one of `workers`)
+            "pid": os.getpid(),
+            "workers": rillet.settings.workers,
             "uptime_seconds": round(time.monotonic() - rillet.started, 1),
             "open_streams": rillet.streams.taken,
             "llm_calls": rillet.llm_calls.taken,

@@ -24,7 +24,9 @@ class Rillet:
         self.store = Store(settings.data_dir)
         self.jobs = Jobs(self.store)
         self.keys = KeyRing(settings.data_dir / "keys.json", settings.api_keys)
-        self.limiter = RateLimiter(settings.rate_limit)
+        # Shared out among the WORKERS processes that answer requests (streaming.web.workers):
+        # each enforces its share, so together they allow what the settings say.
+        self.limiter = RateLimiter(_share(settings.rate_limit, settings.workers))
         self.insights_cache = AnswerCache(settings.data_dir / "cache" / "insights")
         self.llm = SharedClient(settings)  # built when an LLM route first runs
         self.wake = wake
@@ -35,9 +37,17 @@ class Rillet:
             settings.streams_max, "responses are streaming", "STREAMS_MAX", "too_many_streams"
         )
         self.llm_calls = Slots(
-            settings.llm_max, "LLM calls are running", "LLM_MAX", "too_many_llm_calls"
+            max(1, settings.llm_max // settings.workers),
+            "LLM calls are running",
+            "LLM_MAX",
+            "too_many_llm_calls",
         )
 
     def close(self) -> None:
         """Release what the app holds open between requests (the LLM's connections)."""
         self.llm.close()
+
+
+def _share(total: int, workers: int) -> int:
+    """One process's share of a per-minute limit (0: no limit stays no limit)."""
+    return -(-total // workers) if total else 0

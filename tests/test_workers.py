@@ -1,0 +1,87 @@
+"""WORKERS processes on one listening socket: each answers, one dying leaves the rest serving."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import READ_KEY, WRITE_KEY, RunningServer, start_server, stop, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _pids(server: RunningServer, tries: int = 200) -> set[int]:
+    """The serving processes seen answering /health, each request on a new connection."""
+    seen: set[int] = set()
+    for _ in range(tries):
+        seen.add(httpx.get(server.base_url + "/health", timeout=10).json()["pid"])
+        if len(seen) == 2:
+            break
+    return seen
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> RunningServer:
+    running = start_server(
+        tmp_path / "data",
+        WORKERS="2",
+        API_KEYS=f"{READ_KEY}:read,{WRITE_KEY}:write",
+        RATE_LIMIT="0",
+    )
+    yield running  # type: ignore[misc]
+    stop(running.process)
+
+
+def test_two_processes_answer_and_the_parent_syncs(two: RunningServer) -> None:
+    pids = _pids(two)
+    assert len(pids) == 2 and two.process.pid not in pids
+    assert httpx.get(two.base_url + "/health").json()["workers"] == 2
+    with httpx.Client(base_url=two.base_url, headers={"X-API-Key": WRITE_KEY}) as c:
+        created = c.post(
+            "/datasets",
+            params={"name": "t"},
+            content=b"a,b\n1,x\n2,y\n",
+            headers={"Content-Type": "text/csv"},
+        )
+        assert created.status_code == 202
+        job = created.json()["job"]["url"]
+        wait_for(lambda: c.get(job).json()["status"] == "done")
+        dataset = created.json()["dataset"]["id"]
+        for _ in range(6):  # whichever process answers, it reads the same dataset
+            assert c.get(f"/datasets/{dataset}/stats").json()["columns"]["a"]["sum"] == 3
+
+
+def test_a_killed_process_leaves_the_other_serving_and_is_replaced(two: RunningServer) -> None:
+    victim, survivor = sorted(_pids(two))
+    os.kill(victim, signal.SIGKILL)
+    answered = [httpx.get(two.base_url + "/health", timeout=10).status_code for _ in range(20)]
+    assert answered == [200] * 20
+    replaced = wait_for(lambda: (_pids(two, 50) - {survivor}) - {victim}, timeout=20)
+    assert replaced and survivor in _pids(two, 200) | {survivor}
+
+
+def test_stopping_the_parent_stops_its_processes(two: RunningServer) -> None:
+    pids = _pids(two)
+    stop(two.process)
+    assert not any(_alive(p) for p in pids)
+
+
+def test_a_parent_killed_outright_takes_its_processes_with_it(tmp_path: Path) -> None:
+    running = start_server(tmp_path / "data", WORKERS="2", RATE_LIMIT="0")
+    pids = _pids(running)
+    running.process.kill()
+    running.process.wait()
+    wait_for(lambda: not any(_alive(p) for p in pids), timeout=10)
+    stop(running.process)
