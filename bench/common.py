@@ -32,8 +32,31 @@ def cached_csv(rows: int, seed: int = 0) -> Path:
     return path
 
 
-def proc_status_mib(pid: int | str = "self") -> dict[str, float]:
-    """VmRSS and VmHWM of a process, in MiB."""
+def serving_pids(parent: int) -> list[int]:
+    """The processes that answer a server's requests: its ``server.py worker`` children
+    (WORKERS above 1), or the server process itself."""
+    try:
+        with open(f"/proc/{parent}/task/{parent}/children") as f:
+            children = f.read().split()
+    except OSError:
+        children = []
+    found = []
+    for child in children:
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                if b"server.py\0worker" in f.read():
+                    found.append(int(child))
+        except OSError:
+            continue
+    return found or [parent]
+
+
+def proc_status_mib(pid: int | str | list[int] = "self") -> dict[str, float]:
+    """VmRSS and VmHWM of a process, in MiB; of several, the largest of each (memory is a
+    limit per process)."""
+    if isinstance(pid, list):
+        each = [proc_status_mib(p) for p in pid]
+        return {name: max(f[name] for f in each) for name in ("VmRSS", "VmHWM")}
     figures = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:

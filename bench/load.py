@@ -24,8 +24,8 @@ body) at a third and two thirds of the run, and polls each job (``job``) until i
 
 Measured: requests and requests/s over the run; p50 and p99 latency (request sent to body
 read, so client-side GIL waits with 16 threads are included) overall and per kind; every
-answer that is not 2xx, and every transport error, by status (goal: none); the server
-process's VmRSS from /proc/PID/status every SAMPLE_EVERY seconds (goal: max - min within
+answer that is not 2xx, and every transport error, by status (goal: none); the serving
+processes' VmRSS (the largest, WORKERS of them) every SAMPLE_EVERY seconds (goal: max - min within
 8 MB); and the two jobs' outcome. A short warm-up (WARMUP_SECONDS of the same mix, not
 counted) comes first, so that the allocator's first growth is not read as a trend. The
 syncs run in a child process of the server, so their memory is not in the RSS series.
@@ -201,7 +201,7 @@ def sample_rss(server: Server, start: float, deadline: float, out: list[dict[str
     moment = start
     while moment <= deadline:
         wait_until(moment)
-        out.append({"t": time.monotonic() - start, **proc_status_mib(server.pid)})
+        out.append({"t": time.monotonic() - start, **proc_status_mib(server.pids)})
         moment += SAMPLE_EVERY
 
 
@@ -211,7 +211,7 @@ def sample_rss(server: Server, start: float, deadline: float, out: list[dict[str
 def run(server: Server, meta: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """A warm-up, then the clients, the uploader and the sampler, all until the deadline."""
     uploads = [cached_csv(UPLOAD_ROWS, seed=args.seed + n) for n in range(1, UPLOADS + 1)]
-    idle = proc_status_mib(server.pid)
+    idle = proc_status_mib(server.pids)
     print(f"  warming up for {WARMUP_SECONDS:.0f} s ...", file=sys.stderr, flush=True)
     warmup_logs = [Log() for _ in range(args.clients)]
     run_threads(clients(server, meta, time.monotonic() + WARMUP_SECONDS, -1, warmup_logs))
@@ -235,7 +235,7 @@ def run(server: Server, meta: dict[str, Any], args: argparse.Namespace) -> dict[
         "records": [r for log in logs for r in log.requests],
         "uploads": outcomes,
         "samples": samples,
-        "final": proc_status_mib(server.pid),
+        "final": proc_status_mib(server.pids),
     }
 
 

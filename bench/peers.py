@@ -450,15 +450,15 @@ def measure_server(
     make_client: Callable[[], httpx.Client],
 ) -> dict[str, Any]:
     """Time the questions, the six at once and the pages on a running server; its memory."""
-    idle = settled(server.pid)
-    resettable = reset_peak(server.pid)
+    idle = settled(server.pids)
+    resettable = reset_peak(server.pids)
     plan, clients = http_plan(make_client, {**urls, **pages}, list(urls.values()))
     try:
         times, answers = run_rounds(plan, repeat)
     finally:
         for c in clients:
             c.close()
-    after = settled(server.pid)
+    after = settled(server.pids)
     return {
         "times": times,
         "answers": answers,
@@ -472,7 +472,7 @@ def measure_server(
     }
 
 
-def settled(pid: int | str) -> dict[str, float]:
+def settled(pid: int | str | list[int]) -> dict[str, float]:
     time.sleep(SETTLE)
     return proc_status_mib(pid)
 

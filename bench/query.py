@@ -118,8 +118,10 @@ def page_filter(carrier: str) -> dict[str, str]:
 # -- the child: the engine in-process --
 
 
-def reset_peak(pid: int | str = "self") -> bool:
+def reset_peak(pid: int | str | list[int] = "self") -> bool:
     """Reset a process's VmHWM to its current VmRSS (Linux >= 4.0); False if not allowed."""
+    if isinstance(pid, list):
+        return all([reset_peak(p) for p in pid])
     try:
         with open(f"/proc/{pid}/clear_refs", "w") as f:
             f.write("5")
@@ -313,15 +315,15 @@ def measure_http(
         timed_get(c, "/health")  # open the connection
         for n in range(repeat):
             for name in names[n % len(names) :] + names[: n % len(names)]:
-                held = proc_status_mib(server.pid)["VmRSS"]
-                reset_peak(server.pid)
+                held = proc_status_mib(server.pids)["VmRSS"]
+                reset_peak(server.pids)
                 if name == "pages":
                     record = http_pages(c, first_url)
                 else:
                     url = url_of(dataset_id, plan[name])
                     seconds, body = timed_get(c, url)
                     record = {**answer(plan[name], body), "seconds": seconds, "url": url}
-                peak = proc_status_mib(server.pid)["VmHWM"]
+                peak = proc_status_mib(server.pids)["VmHWM"]
                 server_peak = max(server_peak, peak)
                 record["server_rise_mib"] = peak - held
                 if (old := best.get(name)) is not None:
@@ -358,7 +360,7 @@ def http_pages(c: httpx.Client, first_url: str) -> dict[str, Any]:
     }
 
 
-def settled(pid: int) -> dict[str, float]:
+def settled(pid: int | list[int]) -> dict[str, float]:
     time.sleep(SETTLE)
     return proc_status_mib(pid)
 
@@ -640,10 +642,10 @@ def main(argv: list[str] | None = None) -> int:
         print("  engine memory, one fresh child a workload ...", file=sys.stderr, flush=True)
         peaks = memory_pass(data_dir, dataset_id, carrier, groupby_max, list(engine["runs"]))
         print("  the same over HTTP ...", file=sys.stderr, flush=True)
-        before = settled(server.pid)
-        resettable = reset_peak(server.pid)
+        before = settled(server.pids)
+        resettable = reset_peak(server.pids)
         http, server_peak = measure_http(server, dataset_id, carrier, rows, args.repeat)
-        after = settled(server.pid)
+        after = settled(server.pids)
     plan = workloads(carrier, rows)
     server_memory = {
         "before": before,

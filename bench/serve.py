@@ -64,6 +64,7 @@ from common import (
     print_table,
     proc_status_mib,
     ratio,
+    serving_pids,
     write_json,
 )
 
@@ -90,6 +91,11 @@ class Server:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    @property
+    def pids(self) -> list[int]:
+        """The processes that answer requests (WORKERS of them, or the server itself)."""
+        return serving_pids(self.process.pid)
 
 
 def free_port() -> int:
@@ -380,7 +386,7 @@ def measure_memory(server: Server, dataset_id: str, rows: int, count: int) -> di
 def settled_rss(server: Server) -> dict[str, float]:
     """VmRSS and VmHWM of the server once the last responses have gone out."""
     time.sleep(0.5)
-    return proc_status_mib(server.pid)
+    return proc_status_mib(server.pids)
 
 
 def measure_compression(server: Server, dataset_id: str, repeat: int) -> list[dict[str, Any]]:
