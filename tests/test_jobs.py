@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streaming.jobs import Jobs
@@ -113,3 +114,19 @@ def test_the_worker_step_records_a_failed_sync(tmp_path: Path) -> None:
     record = worker.jobs.get(job)
     assert record["status"] == "failed" and record["error"]["code"] == "ragged_row"
     assert worker.jobs.counts() == {"queued": 0, "running": 0}
+
+
+def test_a_dataset_synced_before_columns_is_given_them_once(tmp_path: Path) -> None:
+    worker = Worker(make_settings(tmp_path / "data"), in_process=True)
+    job = queue(worker.jobs, b"a,b\n1,x\n2,y\n3,x\n")
+    worker.step()
+    folder = worker.store.dataset_dir(worker.store.dataset_of(job))
+    meta = orjson.loads((folder / "meta.json").read_bytes())
+    del meta["columns_format"]  # as a dataset synced before columns existed
+    (folder / "meta.json").write_bytes(orjson.dumps(meta))
+    for name in ("columns.json", "columns.bin"):
+        (folder / name).unlink()
+    worker.give_columns()
+    assert orjson.loads((folder / "meta.json").read_bytes())["columns_format"] == 1
+    assert (folder / "columns.bin").exists()
+    worker.give_columns()  # once: a second look leaves it alone
