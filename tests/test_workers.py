@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import READ_KEY, WRITE_KEY, RunningServer, start_server, stop, wait_for
+from tests.fake_groq import Reply
+from tests.test_insights import chat_reply, served_with_llm, synced_over_http
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +88,29 @@ def test_a_parent_killed_outright_takes_its_processes_with_it(tmp_path: Path) ->
     running.process.wait()
     wait_for(lambda: not any(_alive(p) for p in pids), timeout=10)
     stop(running.process)
+
+
+def test_a_process_killed_mid_answer_leaves_the_other_serving(tmp_path: Path) -> None:
+    gate = threading.Event()  # the model's last words wait: the answer is in flight meanwhile
+    with served_with_llm(tmp_path, WORKERS="2") as (groq, http):
+        dataset = synced_over_http(http, "t.csv", b"a,b\n1,x\n2,y\n")
+        content = chat_reply("All fine here.")
+        groq.script(Reply(content=content, pieces=[content[:14], content[14:]], gate=gate))
+        chat = f"/datasets/{dataset}/chat"
+        headers = {"Accept": "text/event-stream"}
+        with http.stream("POST", chat, json={"message": "?"}, headers=headers) as stream:
+            lines = stream.iter_lines()
+            assert next(lines).startswith("event: delta")
+
+            def answering() -> int | None:  # a new connection each time: either process
+                health = httpx.get(http.base_url.join("/health"), timeout=10).json()
+                return int(health["pid"]) if health["open_streams"] == 1 else None
+
+            victim = wait_for(answering)
+            os.kill(victim, signal.SIGKILL)
+            with pytest.raises(httpx.HTTPError):
+                list(lines)  # the killed process's answer ends short
+        gate.set()
+        assert [http.get("/health").status_code for _ in range(10)] == [200] * 10
+        groq.script(Reply(content=chat_reply("Still here.")))
+        assert http.post(chat, json={"message": "?"}).json()["reply"] == "Still here."
