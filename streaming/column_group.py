@@ -1,27 +1,39 @@
-"""Group-by from the columns: ``aggregate.group_by``'s answer, a block at a time, in C loops.
+"""Group-by from the columns: ``aggregate.group_by``'s answer, a part of a block at a time, in
+C loops.
 
-Each block's matching rows get a small integer group id from the ``by`` columns as stored
-(a string's code, an integer's offset; a number's place in the block's own list of distinct
-floats; one more id for null), two columns' ids combined as ``id1 * range2 + id2``. ``Counter``
-counts the ids and ``dict.fromkeys`` gives them in order of first sight. An aggregated integer
-column (dates, datetimes, booleans, and strings by their rank in the sorted dictionary too) is
-folded by sorting ``id << shift | offset`` as plain integers, which puts each group's values in
-one run, in value order: a run's sum, first, last and distinct count are one C call each.
-Number columns sort the row order by id instead and fold each run with ``math.fsum``.
+Blocks are read in parts of PART_ROWS rows, so that what one part builds (arrays of ids, a
+``Counter``) stays a few hundred kilobytes whatever the block size.
 
-Groups, their order (first seen) and the ``max_groups`` cut are the row path's; the totals go
-into the same ``aggregate._Group`` and come out through ``aggregate._result``.
+A part's rows get a group id made of bytes, never a Python statement per row: each ``by``
+column gives its stored bytes as planes of one byte per row (a string's code, an integer's
+offset from the block's low, a number's place in the part's own list of distinct floats), its
+null flags as one more plane, and the second column's planes go below the first's. The planes
+are interleaved into one ``bytearray`` by strided slice assignment and read as one
+``array('H'/'I'/'Q')`` of ids; a top plane marks the rows the filters left out. ``Counter``
+over the ids counts each group's rows and lists the groups in order of first sight.
+
+An aggregated integer column (dates, datetimes, booleans, and strings by their rank in the
+sorted dictionary too) puts its offset's planes below the id's and its null flags above: one
+``sorted`` of these plain integers puts each group's values in one run, in value order, and a
+run's sum, first, last and distinct count are one C call each. A number column's floats are
+picked per group with ``bytes.translate`` and ``compress`` when the part holds few groups of a
+one-byte id, else by the rows sorted by id, and each run is folded with ``math.fsum``.
+
+Groups, their order (first seen) and the ``max_groups`` cut are the row path's; each group's
+totals are kept in flat lists (a ``_Group`` per group costs ~370 bytes, 3.7 MiB for 10,000
+groups) and come out through ``aggregate._result``.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Sequence
-from functools import partial
-from itertools import compress, repeat
-from operator import add, is_not, lshift, mul
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache, partial, reduce
+from itertools import compress, filterfalse, repeat
+from operator import add, lshift, mul, or_, sub
 from typing import Any
 
 from streaming import column_store as fmt
@@ -29,8 +41,72 @@ from streaming.aggregate import Aggregate, _Group, _result
 from streaming.column_filter import Selection
 from streaming.column_read import ColumnReader, Segment, to_flags
 
-_PRESENT = partial(is_not, None)
+PART_ROWS = 32768  # rows folded at once: a part's ids, sorts and floats stay ~2 MiB
+FEW = 24  # up to this many groups of a one-byte id in a part, floats are picked per group
 Decode = Callable[[int], Any]
+
+
+class _Totals:
+    """Every kept group's totals, by group number (first seen first), in flat lists."""
+
+    def __init__(self, positions: Iterable[int]) -> None:
+        self.counts: list[int] = []
+        self.sums: dict[int, list[Any]] = {p: [] for p in positions}
+        self.values: dict[int, list[Any]] = {
+            p: [] for p in positions
+        }  # non-null values (None: none yet)
+        self.lows: dict[int, list[Any]] = {p: [] for p in positions}
+        self.highs: dict[int, list[Any]] = {p: [] for p in positions}
+        self.sets: dict[int, list[set[Any] | None]] = {p: [] for p in positions}
+
+    def new(self) -> int:
+        self.counts.append(0)
+        for table in (self.sums, self.values, self.lows, self.highs, self.sets):
+            for column in table.values():
+                column.append(None)
+        return len(self.counts) - 1
+
+    def add(
+        self,
+        p: int,
+        groups: Iterable[int],
+        sums: Iterable[Any],
+        ns: Iterable[int],
+        lows: Iterable[Any],
+        highs: Iterable[Any],
+    ) -> None:
+        """More non-null values of column ``p`` in each of ``groups``: how many, their sum,
+        least and most (None when not asked)."""
+        kept_sums, kept_ns = self.sums[p], self.values[p]
+        kept_lows, kept_highs = self.lows[p], self.highs[p]
+        for g, total, n, low, high in zip(groups, sums, ns, lows, highs):
+            if kept_ns[g] is None:
+                kept_sums[g], kept_ns[g], kept_lows[g], kept_highs[g] = total, n, low, high
+                continue
+            kept_sums[g] += total
+            kept_ns[g] += n
+            if low is not None and low < kept_lows[g]:
+                kept_lows[g] = low
+            if high is not None and high > kept_highs[g]:
+                kept_highs[g] = high
+
+    def distinct(self, p: int, g: int, found: Iterable[Any]) -> None:
+        kept = self.sets[p][g]
+        if kept is None:
+            kept = self.sets[p][g] = set()
+        kept.update(found)
+
+    def group(self, g: int) -> _Group:
+        """Group ``g`` as the row path holds it (made one at a time, for ``_result``)."""
+        group = _Group(self.counts[g])
+        for p, values in self.values.items():
+            if values[g] is None:
+                continue
+            group.sums[p], group.counts[p] = self.sums[p][g], values[g]
+            group.lows[p], group.highs[p] = self.lows[p][g], self.highs[p][g]
+            if self.sets[p][g] is not None:
+                group.sets[p] = self.sets[p][g]  # type: ignore[assignment]
+        return group
 
 
 def group_by(
@@ -38,98 +114,210 @@ def group_by(
 ) -> tuple[list[dict[str, Any]], bool]:
     """Every group's row and whether groups were left out, as ``aggregate.group_by``."""
     reader = selection.reader
-    wanted: dict[int, set[str]] = {}
+    measured: dict[int, set[str]] = {}
     for a in aggregates:
         if a.position is not None:
-            wanted.setdefault(a.position, set()).add(a.function)
-    groups: dict[Any, _Group] = {}
+            measured.setdefault(a.position, set()).add(a.function)
+    totals = _Totals(measured)
+    numbers: dict[Any, int] = {}  # group key -> group number, in order of first sight
     truncated = False
+    ranked: dict[int, tuple[list[int], list[str]]] = {}
+    # A group id means the same key in every part of a block, and in the next block too when
+    # its key columns are stored alike (same low, scale and width: decoding every id again
+    # cost a third of a 5,840-group answer), unless a key column is a number (its floats are
+    # numbered part by part).
+    numbered = any(reader.kinds[p] == "number" for p in by)
+    seen: dict[int, int] = {}
+    layout: Any = None
     for block, mask in selection.masks():
         rows = reader.blocks[block][1]
         flags = to_flags(mask, rows)
-        ids, decode = _ids(reader, by, block, flags)
-        sizes = Counter(ids)
-        kept: dict[int, _Group] = {}
-        for local in dict.fromkeys(ids):  # first seen first
-            key = decode(local)
-            group = groups.get(key)
-            if group is None:
-                if len(groups) >= max_groups:
-                    truncated = True
-                    continue
-                group = groups[key] = _Group()
-            group.count += sizes[local]
-            kept[local] = group
-        for position, functions in wanted.items():
-            _fold(reader, position, block, flags, ids, sizes, kept, functions)
+        if _layout(reader, by, block) != layout:
+            seen, layout = {}, _layout(reader, by, block)
+        for start in range(0, rows, PART_ROWS):
+            if numbered:
+                seen = {}
+            stop = min(rows, start + PART_ROWS)
+            part = _Part(reader, block, start, stop, flags, ranked, seen)
+            if part.matched:
+                truncated |= _fold_part(part, by, measured, totals, numbers, max_groups)
     names = [reader.dataset.names[p] for p in by]
-    pairs = groups.items()
-    return [_result(names, k if len(by) > 1 else (k,), g, list(aggregates)) for k, g in pairs], (
-        truncated
-    )
+    keyed = numbers.items()
+    pairs = len(by) > 1
+    results = [
+        _result(names, k if pairs else (k,), totals.group(g), list(aggregates)) for k, g in keyed
+    ]
+    return results, truncated
 
 
-def _ids(
-    reader: ColumnReader, by: Sequence[int], block: int, flags: bytes
-) -> tuple[list[int], Decode]:
-    """Each matching row's group id, and the group key (a value, or a pair) of an id."""
-    first_ids, first_decode, _ = _column_ids(reader, by[0], block, flags)
+def _layout(reader: ColumnReader, by: Sequence[int], block: int) -> list[tuple[Any, ...]]:
+    """What the group ids of a block mean: each key column's storage in it."""
+    found = []
+    for position in by:
+        s = reader.segment(position, block)
+        found.append((s.all_null, s.null_flags is None, s.width, s.low, s.scale))
+    return found
+
+
+class _Part:
+    """Rows ``start:stop`` of one block, and which of them the filters keep."""
+
+    def __init__(
+        self,
+        reader: ColumnReader,
+        block: int,
+        start: int,
+        stop: int,
+        flags: bytes,
+        ranked: dict[int, tuple[list[int], list[str]]],
+        seen: dict[int, int],
+    ) -> None:
+        self.seen = seen  # group ids already known -> group number (-1: left out)
+        self.reader, self.block, self.start, self.stop = reader, block, start, stop
+        self.ranked = ranked  # a string column's ranks and sorted values, once a query
+        self.rows = stop - start
+        self.flags = flags[start:stop]
+        self.matched = self.flags.count(1)
+        self.all = self.matched == self.rows
+        self.missed = None if self.all else self.flags.translate(fmt._FLIP)
+
+    def segment(self, position: int) -> Segment:
+        return self.reader.segment(position, self.block)
+
+    def planes(self, segment: Segment) -> list[bytes]:
+        """The part's stored values of a segment, one byte plane per byte of width."""
+        w = segment.width
+        values = segment.values[self.start * w : self.stop * w]
+        return [values[i::w] for i in range(w)] if w > 1 else [values] if w else []
+
+    def nulls(self, segment: Segment) -> bytes | None:
+        flags = segment.null_flags
+        return None if flags is None else flags[self.start : self.stop]
+
+
+def _fold_part(
+    part: _Part,
+    by: Sequence[int],
+    measured: dict[int, set[str]],
+    totals: _Totals,
+    numbers: dict[Any, int],
+    max_groups: int,
+) -> bool:
+    """Count one part's rows into their groups and fold its aggregated columns; True if a new
+    group had to be left out."""
+    planes, decode = _key_planes(part, by)
+    ids = _packed(planes + ([part.missed] if part.missed is not None else []), part.rows)
+    sizes = Counter(ids)  # first seen first
+    seen = part.seen  # id -> group number (-1: left out), kept while ids mean the same
+    truncated = False
+    for local in filterfalse(seen.__contains__, sizes):
+        if local >> (8 * len(planes)):
+            continue  # left out by the filters
+        key = decode(local)
+        g = numbers.get(key)
+        if g is None:
+            if len(numbers) >= max_groups:
+                seen[local] = -1
+                continue
+            g = numbers[key] = totals.new()
+        seen[local] = g
+    kept: dict[int, int] = {}
+    for local, size in sizes.items():
+        g = seen.get(local, -1)
+        if g >= 0:
+            totals.counts[g] += size
+            kept[local] = g
+        elif not local >> (8 * len(planes)):
+            truncated = True
+    if kept:
+        for position, functions in measured.items():
+            _fold(part, position, functions, planes, ids, kept, totals)
+    return truncated
+
+
+def _key_planes(part: _Part, by: Sequence[int]) -> tuple[list[bytes], Decode]:
+    """The byte planes of the group id (the last ``by`` column lowest), and the group key
+    (a value, or a pair) of an id."""
+    first, first_decode = _column_planes(part, by[0])
     if len(by) == 1:
-        return first_ids, first_decode
-    second_ids, second_decode, span = _column_ids(reader, by[1], block, flags)
-    ids = list(map(add, map(mul, first_ids, repeat(span)), second_ids))
+        return first, first_decode
+    second, second_decode = _column_planes(part, by[1])
+    bits = 8 * len(second)
+    low = (1 << bits) - 1
 
     def decode(local: int) -> tuple[Any, Any]:
-        high, low = divmod(local, span)
-        return first_decode(high), second_decode(low)
+        return first_decode(local >> bits), second_decode(local & low)
 
-    return ids, decode
+    return second + first, decode
 
 
-def _column_ids(
-    reader: ColumnReader, position: int, block: int, flags: bytes
-) -> tuple[list[int], Decode, int]:
-    """One column's group ids of the matching rows, their key, and how many ids there can be."""
-    segment = reader.segment(position, block)
-    kind = reader.kinds[position]
-    matched = flags.count(1)
+def _column_planes(part: _Part, position: int) -> tuple[list[bytes], Decode]:
+    """One column's planes of its ids (value planes, then the null flags), and the value of
+    an id."""
+    segment = part.segment(position)
     if segment.all_null:
-        return [0] * matched, _none, 1
+        return [], _none
+    kind = part.reader.kinds[position]
     if kind == "number":
-        values = reader.values(position, block, to_mask_of(flags))
-        distinct = list(dict.fromkeys(values))
+        floats = segment.stored()[part.start : part.stop]
+        distinct = list(dict.fromkeys(floats))  # a null's 0.0 may be one: never decoded
         numbering = dict(zip(distinct, range(len(distinct))))
-        return list(map(numbering.__getitem__, values)), distinct.__getitem__, len(distinct)
-    if kind == "string":
-        dictionary = reader.dictionary(position)
-        null_id = len(dictionary)
-
-        def decode(local: int) -> Any:
-            return dictionary[local] if local != null_id else None
-
+        local = array("H", map(numbering.__getitem__, floats))
+        planes = _planes_of(local)
+        value: Decode = distinct.__getitem__
     else:
-        null_id = (segment.high - segment.low) // segment.scale + 1
-        decode = partial(_integral_value, reader, position, segment, null_id)
-    stored: Any = segment.stored()
-    if segment.null_flags is not None:  # nulls get the id after every value's
-        present = segment.null_flags.translate(fmt._FLIP)
-        stored = map(add, map(mul, stored, present), map(mul, segment.null_flags, repeat(null_id)))
-    return list(compress(stored, flags)), decode, null_id + 1
+        planes = part.planes(segment)
+        value = _value_of(part.reader, position, segment)
+    nulls = part.nulls(segment)
+    if nulls is None:
+        return planes, value
+    null_bit = 1 << (8 * len(planes))
+    return planes + [nulls], partial(_null_or, value, null_bit)
 
 
-def to_mask_of(flags: bytes) -> int:
-    return int.from_bytes(flags, "little")
+def _null_or(value: Decode, null_bit: int, local: int) -> Any:
+    return None if local & null_bit else value(local)
+
+
+def _value_of(reader: ColumnReader, position: int, segment: Segment) -> Decode:
+    """The value of a stored number (code or offset) of this segment."""
+    if reader.kinds[position] == "string":
+        return reader.dictionary(position).__getitem__
+    return partial(_integral_value, reader, position, segment)
+
+
+def _planes_of(numbers: array[int]) -> list[bytes]:
+    """An array's numbers as byte planes, least significant first."""
+    if fmt._BIG:
+        numbers.byteswap()
+    data, w = numbers.tobytes(), numbers.itemsize
+    return [data[i::w] for i in range(w)]
+
+
+def _packed(planes: Sequence[bytes], rows: int) -> Any:
+    """Each row's planes read as one unsigned integer (plane i is byte i, little-endian)."""
+    if not planes:
+        return bytes(rows)
+    if len(planes) == 1:
+        return planes[0]
+    if len(planes) > 8:  # wider than any array: Python integers, still built in C
+        shifted = (map(lshift, plane, repeat(8 * i)) for i, plane in enumerate(planes))
+        return list(reduce(partial(map, or_), shifted))
+    width = next(w for w in (2, 4, 8) if len(planes) <= w)
+    packed = bytearray(width * rows)
+    for i, plane in enumerate(planes):
+        packed[i::width] = plane
+    numbers = array(fmt.TYPECODES[width], packed)
+    if fmt._BIG:
+        numbers.byteswap()
+    return numbers
 
 
 def _none(_: int) -> None:
     return None
 
 
-def _integral_value(
-    reader: ColumnReader, position: int, segment: Segment, null_id: int, local: int
-) -> Any:
-    if local == null_id:
-        return None
+def _integral_value(reader: ColumnReader, position: int, segment: Segment, local: int) -> Any:
     return _typed(reader, position, segment.low + local * segment.scale)
 
 
@@ -145,66 +333,81 @@ def _typed(reader: ColumnReader, position: int, number: int) -> Any:
     return number
 
 
+@lru_cache(maxsize=256)
+def _equal(byte: int) -> bytes:
+    """A translate table: ``byte`` becomes 1, every other byte 0."""
+    return bytes(b == byte for b in range(256))
+
+
 def _fold(
-    reader: ColumnReader,
+    part: _Part,
     position: int,
-    block: int,
-    flags: bytes,
-    ids: list[int],
-    sizes: Counter[int],
-    kept: dict[int, _Group],
     functions: set[str],
+    id_planes: list[bytes],
+    ids: Any,
+    kept: dict[int, int],
+    totals: _Totals,
 ) -> None:
-    """Add one aggregated column of one block into its groups (``sizes``: rows per id)."""
-    segment = reader.segment(position, block)
-    if segment.all_null or not kept:
+    """Add one aggregated column of one part into its groups (``kept``: id -> group)."""
+    segment = part.segment(position)
+    if segment.all_null:
         return
     if segment.floating:
-        _fold_floats(reader, position, block, flags, ids, sizes, kept, functions)
+        _fold_floats(part, position, functions, id_planes, ids, kept, totals)
         return
-    keep = flags
-    if segment.null_flags is not None:  # only the values: nulls count for nothing
-        keep = bytes(map(mul, flags, segment.null_flags.translate(fmt._FLIP)))
-        ids = list(compress(ids, compress(segment.null_flags.translate(fmt._FLIP), flags)))
-        sizes = Counter(ids)
-    kind = reader.kinds[position]
-    stored: Any = segment.stored()
-    if kind == "string":  # by rank, so that the first of a run is its least
-        ranks, values = _ranks(reader.dictionary(position))
-        stored = map(ranks.__getitem__, stored)
-        span = len(ranks)
-    else:
-        span = (segment.high - segment.low) // segment.scale + 1
-        values = []
+    value_planes, value = _value_planes(part, position, segment)
+    bits = 8 * len(value_planes)
+    skipped = [p for p in (part.missed, part.nulls(segment)) if p is not None]
+    # One sort of (id, value) as plain integers: each group's values are one run, in order,
+    # and the rows left out (filtered, null) sort after every group's.
+    pairs = sorted(_packed(value_planes + id_planes + skipped, part.rows))
+    end = bisect_left(pairs, 1 << (bits + 8 * len(id_planes)))
+    locals_ = list(kept)
+    bases = list(map(lshift, locals_, repeat(bits)))
+    starts = list(map(bisect_left, repeat(pairs), bases, repeat(0), repeat(end)))
+    limits = map(add, bases, repeat(1 << bits))
+    stops = list(map(bisect_left, repeat(pairs), limits, repeat(0), repeat(end)))
+    ns = list(map(sub, stops, starts))
+    if not all(ns):  # groups without a value here
+        found = list(map(bool, ns))
+        locals_, bases, starts, stops, ns = (
+            list(compress(x, found)) for x in (locals_, bases, starts, stops, ns)
+        )
+    sums: Any = repeat(0)
+    if functions & {"sum", "mean"}:  # each run's sum, less its id part
+        runs = map(sum, map(pairs.__getitem__, map(slice, starts, stops)))
+        offsets = map(sub, runs, map(mul, bases, ns))
+        low, scale = segment.low, segment.scale
+        sums = map(add, map(mul, offsets, repeat(scale)), map(mul, ns, repeat(low)))
+    lows: Any = repeat(None)
+    if "min" in functions:
+        lows = map(value, map(sub, map(pairs.__getitem__, starts), bases))
+    highs: Any = repeat(None)
+    if "max" in functions:
+        highs = map(value, map(sub, map(pairs.__getitem__, map(sub, stops, repeat(1))), bases))
+    groups = list(map(kept.__getitem__, locals_))
+    totals.add(position, groups, sums, ns, lows, highs)
+    if "distinct" in functions:
+        for g, base, start, stop in zip(groups, bases, starts, stops):
+            distinct = dict.fromkeys(pairs[start:stop])
+            totals.distinct(position, g, map(value, map(sub, distinct, repeat(base))))
 
-    def value(offset: int) -> Any:
-        if kind == "string":
-            return values[offset]
-        return _typed(reader, position, segment.low + offset * segment.scale)
 
-    offsets = list(compress(stored, keep))
-    shift = max(1, span.bit_length())
-    ordered = sorted(map(add, map(lshift, ids, repeat(shift)), offsets))
-    for local, group in kept.items():
-        n = sizes.get(local)
-        if not n:
-            continue
-        base = local << shift
-        start = bisect_left(ordered, base)
-        run = ordered[start : start + n]
-        if functions & {"sum", "mean"}:
-            total = (sum(run) - base * n) * segment.scale + segment.low * n
-            group.sums[position] = group.sums.get(position, 0) + total
-            group.counts[position] = group.counts.get(position, 0) + n
-        if "min" in functions:
-            low = value(run[0] - base)
-            group.lows[position] = min(group.lows.get(position, low), low)
-        if "max" in functions:
-            high = value(run[-1] - base)
-            group.highs[position] = max(group.highs.get(position, high), high)
-        if "distinct" in functions:
-            found = group.sets.setdefault(position, set())
-            found.update(value(offset - base) for offset in set(run))
+def _value_planes(part: _Part, position: int, segment: Segment) -> tuple[list[bytes], Decode]:
+    """The planes of an aggregated integral column, in value order (a string's codes become
+    their ranks in the sorted dictionary), and the value of one."""
+    if part.reader.kinds[position] != "string":
+        return part.planes(segment), _value_of(part.reader, position, segment)
+    found = part.ranked.get(position)
+    if found is None:
+        found = part.ranked[position] = _ranks(part.reader.dictionary(position))
+    ranks, ordered = found
+    planes = part.planes(segment)
+    if len(ordered) <= 256 and len(planes) == 1:
+        table = bytes(ranks) + bytes(256 - len(ranks))
+        return [planes[0].translate(table)], ordered.__getitem__
+    codes = segment.stored()[part.start : part.stop]
+    return _planes_of(array("H", map(ranks.__getitem__, codes))), ordered.__getitem__
 
 
 def _ranks(dictionary: list[str]) -> tuple[list[int], list[str]]:
@@ -217,37 +420,46 @@ def _ranks(dictionary: list[str]) -> tuple[list[int], list[str]]:
 
 
 def _fold_floats(
-    reader: ColumnReader,
+    part: _Part,
     position: int,
-    block: int,
-    flags: bytes,
-    ids: list[int],
-    sizes: Counter[int],
-    kept: dict[int, _Group],
     functions: set[str],
+    id_planes: list[bytes],
+    ids: Any,
+    kept: dict[int, int],
+    totals: _Totals,
 ) -> None:
-    """A number column: the rows in group order, then each group's run as the row path folds
-    a batch (``math.fsum``, ``min``, ``max``, ``set``)."""
-    values = reader.values(position, block, to_mask_of(flags))
-    order = sorted(range(len(ids)), key=ids.__getitem__)
-    arranged = list(map(values.__getitem__, order))
-    arranged_ids = list(map(ids.__getitem__, order))
-    for local, group in kept.items():
-        n = sizes.get(local)
-        if not n:
-            continue
-        start = bisect_left(arranged_ids, local)
-        run = list(filter(_PRESENT, arranged[start : start + n]))
-        if not run:
-            continue
-        if functions & {"sum", "mean"}:
-            group.sums[position] = group.sums.get(position, 0) + math.fsum(run)
-            group.counts[position] = group.counts.get(position, 0) + len(run)
-        if "min" in functions:
-            low = min(run)
-            group.lows[position] = min(group.lows.get(position, low), low)
-        if "max" in functions:
-            high = max(run)
-            group.highs[position] = max(group.highs.get(position, high), high)
-        if "distinct" in functions:
-            group.sets.setdefault(position, set()).update(run)
+    """A number column: each group's floats (picked by translate and compress when the part
+    holds few groups of a one-byte id, else by the rows sorted by id), folded as the row path
+    folds a batch (``math.fsum``, ``min``, ``max``, ``set``)."""
+    segment = part.segment(position)
+    floats: Any = segment.stored()[part.start : part.stop]
+    keep = None if part.all else part.flags  # rows to fold: kept by the filters, not null
+    nulls = part.nulls(segment)
+    if nulls is not None:
+        present = nulls.translate(fmt._FLIP)
+        keep = present if keep is None else bytes(map(mul, keep, present))
+    floats = list(floats) if keep is None else list(compress(floats, keep))
+    groups = list(kept.values())
+    if len(id_planes) == 1 and len(kept) <= FEW:
+        plane = id_planes[0] if keep is None else bytes(compress(id_planes[0], keep))
+        picks = map(plane.translate, map(_equal, kept))
+        runs = [list(compress(floats, pick)) for pick in picks]
+    else:
+        numbers = list(ids) if keep is None else list(compress(ids, keep))
+        order = sorted(range(len(numbers)), key=numbers.__getitem__)
+        arranged = list(map(floats.__getitem__, order))
+        numbers = list(map(numbers.__getitem__, order))
+        starts = map(bisect_left, repeat(numbers), kept)
+        stops = map(bisect_left, repeat(numbers), map(add, kept, repeat(1)))
+        runs = list(map(arranged.__getitem__, map(slice, starts, stops)))
+    if not all(runs):  # groups without a value here
+        groups = list(compress(groups, runs))
+        runs = list(filter(None, runs))
+    asked = functions & {"sum", "mean"}
+    sums = map(math.fsum, runs) if asked else repeat(0)
+    lows = map(min, runs) if "min" in functions else repeat(None)
+    highs = map(max, runs) if "max" in functions else repeat(None)
+    totals.add(position, groups, sums, map(len, runs), lows, highs)
+    if "distinct" in functions:
+        for g, run in zip(groups, runs):
+            totals.distinct(position, g, run)

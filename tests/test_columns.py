@@ -6,11 +6,13 @@ meet every skip rule, and each kernel is compared with its row-path twin over ma
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from streaming import aggregate, column_store, scan
+from streaming import aggregate, column_group, column_store, scan
 from streaming.column_filter import Selection
 from streaming.column_group import group_by
 from streaming.column_query import count, page_rows, sorted_rows, statistics
@@ -172,3 +174,53 @@ def test_uncoded_columns_are_left_to_the_row_scan(table: tuple[Dataset, ColumnRe
     assert not Selection(reader, parse({"q": "late"}, columns)).possible
     # Dates as text are not answered from their numbers.
     assert not Selection(reader, parse({"day__startswith": "2023-0"}, columns)).possible
+
+
+@pytest.mark.parametrize("query", FILTERS[::4], ids=IDS[::4])
+@pytest.mark.parametrize(("by", "agg"), GROUPINGS)
+def test_group_by_folds_parts_of_blocks_as_the_row_path(
+    table: tuple[Dataset, ColumnReader],
+    query: dict[str, str],
+    by: str,
+    agg: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Parts of 24 rows: groups cross part and block edges, a part may hold no matching row.
+    monkeypatch.setattr(column_group, "PART_ROWS", 24)
+    dataset, reader = table
+    columns = dataset.meta["columns"]
+    selection_query = parse(query, columns)
+    positions, aggregates = aggregate.parse(by, agg, columns)
+    for max_groups in (10_000, 7):
+        expected = aggregate.group_by(dataset, selection_query, positions, aggregates, max_groups)
+        found = group_by(Selection(reader, selection_query), positions, aggregates, max_groups)
+        same(found, expected)
+
+
+def test_ten_thousand_groups_are_cut_as_the_row_path_cuts_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(column_store, "BLOCK_ROWS", 4096)
+    monkeypatch.setattr(column_group, "PART_ROWS", 1000)
+    rng = random.Random(3)
+    lines = ["carrier,price,day,delay"]
+    for i in range(30_000):
+        delay = "" if i % 7 == 0 else str(rng.randint(-20, 200))
+        day = f"2023-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        lines.append(f"{rng.choice('ABCDEFGH')},{rng.randint(0, 4000) / 4},{day},{delay}")
+    with columns_of(tmp_path, "\n".join(lines) + "\n") as (dataset, reader):
+        columns = dataset.meta["columns"]
+        for by, agg in [
+            ("carrier,price", "count,mean:delay"),
+            ("carrier,day", "count,sum:delay,mean:price,min:delay,max:day"),
+            ("price", "count,sum:price,distinct:carrier"),
+        ]:
+            positions, aggregates = aggregate.parse(by, agg, columns)
+            for query in ({}, {"delay__gt": "50"}):
+                parsed = parse(query, columns)
+                expected = aggregate.group_by(dataset, parsed, positions, aggregates, 10_000)
+                found = group_by(Selection(reader, parsed), positions, aggregates, 10_000)
+                assert found[1] == expected[1]
+                same(found, expected)
+        positions, aggregates = aggregate.parse("carrier,price", "count", columns)
+        assert group_by(Selection(reader, parse({}, columns)), positions, aggregates, 10_000)[1]
