@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 import orjson  # noqa: E402
 
 from streaming import aggregate, scan  # noqa: E402
-from streaming.column_filter import Selection  # noqa: E402
+from streaming.column_filter import ColumnSelection  # noqa: E402
 from streaming.column_group import group_by  # noqa: E402
 from streaming.column_query import count, statistics  # noqa: E402
 from streaming.column_read import open_columns  # noqa: E402
@@ -127,7 +127,7 @@ def answerers(dataset: Dataset, question: tuple[Any, ...]) -> tuple[Callable[[],
     reader = open_columns(dataset)
     assert reader is not None
     if kind == "count":
-        return (lambda: scan.count(dataset, query), lambda: count(Selection(reader, query)))
+        return (lambda: scan.count(dataset, query), lambda: count(ColumnSelection(reader, query)))
     if kind == "stats":
         position = dataset.names.index(agg)
 
@@ -135,11 +135,11 @@ def answerers(dataset: Dataset, question: tuple[Any, ...]) -> tuple[Callable[[],
             matched, found = scan.statistics(dataset, query)
             return matched, {agg: found[agg]}
 
-        return (rows_stats, lambda: statistics(Selection(reader, query), [position]))
+        return (rows_stats, lambda: statistics(ColumnSelection(reader, query), [position]))
     positions, aggregates = aggregate.parse(by, agg, columns)
     return (
         lambda: aggregate.group_by(dataset, query, positions, aggregates, MAX_GROUPS),
-        lambda: group_by(Selection(reader, query), positions, aggregates, MAX_GROUPS),
+        lambda: group_by(ColumnSelection(reader, query), positions, aggregates, MAX_GROUPS),
     )
 
 

@@ -30,7 +30,7 @@ import orjson
 
 from streaming.aggregate import Aggregate
 from streaming.convert import SAMPLE_FILE
-from streaming.filter import Query
+from streaming.filter import Selection
 from streaming.query import RUNNER
 from streaming.read import Dataset
 from streaming.scan import blocks
@@ -185,7 +185,7 @@ class Groups:
 
 def aggregate(
     dataset: Dataset,
-    query: Query,
+    query: Selection,
     keys: Sequence[Key],
     measure: Measure,
     stats: dict[str, Any],
@@ -237,7 +237,7 @@ class _Cell:
 
 
 def _buckets(
-    dataset: Dataset, query: Query, keys: Sequence[Key], measure: Measure, max_groups: int
+    dataset: Dataset, query: Selection, keys: Sequence[Key], measure: Measure, max_groups: int
 ) -> tuple[list[dict[str, Any]], bool]:
     """The group-by of ``aggregate`` with bucketed keys, in the engine's output shape."""
     cells: dict[tuple[Any, ...], _Cell] = {}
@@ -336,7 +336,7 @@ def _value(cell: _Cell, function: str) -> Any:
     return cell.low if function == "min" else cell.high
 
 
-def extent(dataset: Dataset, query: Query, key: Key) -> tuple[Any, Any]:
+def extent(dataset: Dataset, query: Selection, key: Key) -> tuple[Any, Any]:
     """The lowest and highest value of a column among the rows that match (one scan)."""
     low: Any = None
     high: Any = None
@@ -429,7 +429,7 @@ def _order(value: Any) -> tuple[int, Any]:
 # --- The sample ------------------------------------------------------------------------------
 
 
-def sample(dataset: Dataset, query: Query) -> tuple[list[list[Any]], int]:
+def sample(dataset: Dataset, query: Selection) -> tuple[list[list[Any]], int]:
     """A uniform sample of at most SAMPLE_ROWS matching rows, and how many rows matched."""
     if not query.active:
         try:

@@ -59,7 +59,7 @@ from charts.request import (
     Request,
     check,
 )
-from streaming.filter import Query
+from streaming.filter import Selection
 from streaming.filter import parse as parse_filters
 from streaming.query import RUNNER, Runner, Values
 from streaming.read import Dataset
@@ -90,7 +90,7 @@ OPERATOR_TEXT = {
 
 def chart(
     dataset: Dataset,
-    query: Query,
+    query: Selection,
     mark: str | None,
     x: str | None,
     y: str | None,
@@ -122,7 +122,7 @@ class ChartQuery:
     """One chart of the matching rows, as the query layer (``streaming.query``) shapes a read:
     ``parse`` checks everything before a row is read, ``run`` draws it."""
 
-    selection: Query
+    selection: Selection
     asked: tuple[Any, ...]  # mark, x, y, color, aggregate, bins
     max_groups: int
     scans = True
@@ -142,7 +142,7 @@ class ChartQuery:
 
 def validate(
     dataset: Dataset,
-    query: Query,
+    query: Selection,
     mark: str | None,
     x: str | None,
     y: str | None,
@@ -158,7 +158,7 @@ def validate(
 class Context:
     """What building one chart needs: the dataset, the query, statistics and notes."""
 
-    def __init__(self, dataset: Dataset, query: Query, max_groups: int) -> None:
+    def __init__(self, dataset: Dataset, query: Selection, max_groups: int) -> None:
         self.dataset = dataset
         self.query = query
         self.max_groups = max_groups
@@ -518,7 +518,7 @@ def _heading(request: Request) -> str:
     return f"{measure_title(request.measure)} by {named}"
 
 
-def _filters(query: Query) -> str:
+def _filters(query: Selection) -> str:
     """The filters in words: ``Where carrier = UA and dep delay > 60``."""
     parts = []
     for f in query.filters:

@@ -18,7 +18,7 @@ from typing import Any
 
 from streaming import params
 from streaming.errors import BadRequest
-from streaming.filter import Query
+from streaming.filter import Selection
 from streaming.filter import parse as parse_filters
 from streaming.read import Dataset
 from streaming.scan import blocks
@@ -44,7 +44,7 @@ class Request:
 
     by: list[int]
     aggregates: list[Aggregate]
-    selection: Query
+    selection: Selection
     sort: str | None
     limit: int
 
@@ -129,7 +129,7 @@ def parse(
 
 
 def group_by(
-    dataset: Dataset, query: Query, by: list[int], aggregates: list[Aggregate], max_groups: int
+    dataset: Dataset, query: Selection, by: list[int], aggregates: list[Aggregate], max_groups: int
 ) -> tuple[list[dict[str, Any]], bool]:
     """Every group's row (``by`` columns, then aggregates) and whether groups were left out."""
     groups: dict[Any, _Group] = {}

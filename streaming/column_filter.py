@@ -1,4 +1,4 @@
-"""Filters answered from the columns: a ``streaming.filter.Query`` as a row mask per block.
+"""Filters answered from the columns: a ``streaming.filter.Selection`` as a row mask per block.
 
 The same meaning as the row path's compiled filters (``Filter.test``), worked out differently:
 
@@ -15,7 +15,7 @@ The same meaning as the row path's compiled filters (``Filter.test``), worked ou
 - every mask is ANDed with the rows that are not null: null matches only ``isnull``.
 
 What the columns cannot answer (text operators on dates, any filter or ``q`` that needs an
-uncoded string column) makes ``Selection.possible`` false; the row scan answers then.
+uncoded string column) makes ``ColumnSelection.possible`` false; the row scan answers then.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 from streaming import column_store as fmt
 from streaming.column_read import ColumnReader, Segment, ones, to_mask
-from streaming.filter import TEXT_OPERATORS, Filter, Query
+from streaming.filter import TEXT_OPERATORS, Filter, Selection
 
 Mask = int
 _ORDERED = ("exact", "not", "gt", "gte", "lt", "lte")
@@ -202,15 +202,15 @@ class _Search(_Test):
         return found
 
 
-class Selection:
+class ColumnSelection:
     """A query compiled against one dataset's columns. ``possible`` says whether the columns can
     answer it; ``masks`` gives each block's mask of matching rows.
 
-    >>> selection = Selection(reader, query)  # doctest: +SKIP
+    >>> selection = ColumnSelection(reader, query)  # doctest: +SKIP
     >>> selection.possible and sum(m.bit_count() for _, m in selection.masks())  # doctest: +SKIP
     """
 
-    def __init__(self, reader: ColumnReader, query: Query) -> None:
+    def __init__(self, reader: ColumnReader, query: Selection) -> None:
         self.reader = reader
         self.tests: list[_Test] = []
         self.search: _Search | None = None

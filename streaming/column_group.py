@@ -38,7 +38,7 @@ from typing import Any
 
 from streaming import column_store as fmt
 from streaming.aggregate import Aggregate, _Group, _result
-from streaming.column_filter import Selection
+from streaming.column_filter import ColumnSelection
 from streaming.column_read import ColumnReader, Segment, to_flags
 
 PART_ROWS = 32768  # rows folded at once: a part's ids, sorts and floats stay ~2 MiB
@@ -110,7 +110,7 @@ class _Totals:
 
 
 def group_by(
-    selection: Selection, by: Sequence[int], aggregates: Sequence[Aggregate], max_groups: int
+    selection: ColumnSelection, by: Sequence[int], aggregates: Sequence[Aggregate], max_groups: int
 ) -> tuple[list[dict[str, Any]], bool]:
     """Every group's row and whether groups were left out, as ``aggregate.group_by``."""
     reader = selection.reader

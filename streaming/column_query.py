@@ -1,12 +1,12 @@
 """Answers from the columns: the same answers as the row scan (``streaming.scan``,
 ``streaming.aggregate``), read from only the columns a question names, a block at a time.
 
-Each kernel takes a ``ColumnReader`` and a ``Selection`` (a query compiled against the columns;
-``Selection.possible`` says whether the columns can answer it) and returns what its row-path
-twin returns, so a caller can swap one for the other::
+Each kernel takes a ``ColumnSelection`` (a ``filter.Selection`` compiled against a reader's
+columns; ``ColumnSelection.possible`` says whether the columns can answer it) and returns what
+its row-path twin returns, so a caller can swap one for the other::
 
     reader = open_columns(dataset)          # None: no columns, use the row scan
-    selection = Selection(reader, query)
+    selection = ColumnSelection(reader, query)
     if selection.possible:
         total = count(selection)
 
@@ -25,19 +25,19 @@ from itertools import compress, islice, repeat
 from operator import is_not, le, lt, neg
 from typing import Any
 
-from streaming.column_filter import Selection
+from streaming.column_filter import ColumnSelection
 from streaming.column_read import ColumnReader, to_flags
 from streaming.scan import STATS_BATCH
 from streaming.stats import ColumnStats
 
 
-def count(selection: Selection) -> int:
+def count(selection: ColumnSelection) -> int:
     """The number of matching rows (``scan.count``)."""
     return sum(mask.bit_count() for _, mask in selection.masks())
 
 
 def page_rows(
-    selection: Selection, start: int, skip: int, limit: int
+    selection: ColumnSelection, start: int, skip: int, limit: int
 ) -> tuple[list[int], int | None]:
     """Row numbers of up to ``limit`` matching rows from row ``start`` on, after skipping
     ``skip`` of them; and the row to resume from, None at the end (as ``scan.page``)."""
@@ -59,7 +59,7 @@ def page_rows(
 
 
 def sorted_rows(
-    selection: Selection, position: int, descending: bool, skip: int, limit: int
+    selection: ColumnSelection, position: int, descending: bool, skip: int, limit: int
 ) -> list[int]:
     """Row numbers of a page of matching rows in the order of one column, nulls last, ties in
     file order (as ``scan.sorted_page``, whose rows are then fetched by the index)."""
@@ -122,7 +122,7 @@ def _keys(reader: ColumnReader, position: int, block: int, ranks: list[int] | No
     return segment.integers()
 
 
-def statistics(selection: Selection, positions: Sequence[int]) -> tuple[int, dict[str, Any]]:
+def statistics(selection: ColumnSelection, positions: Sequence[int]) -> tuple[int, dict[str, Any]]:
     """The number of matching rows and the STATS of the columns at ``positions`` over them
     (``scan.statistics``, for the columns asked)."""
     reader = selection.reader

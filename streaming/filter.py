@@ -7,7 +7,7 @@ column contains TEXT in any case.
 
 Each filter also names bytes that a stored line (a JSON array) must contain if its row can
 match: the JSON text of an equal string, of a searched substring, one of an ``in`` list's.
-``Query.candidate`` tests those on the raw line, so a scan decodes only the lines that may
+``Selection.candidate`` tests those on the raw line, so a scan decodes only the lines that may
 match (``streaming.scan``).
 """
 
@@ -75,7 +75,7 @@ class Filter:
         return list(map(self.test, column))
 
 
-class Query:
+class Selection:
     """The compiled filters and search of one request."""
 
     def __init__(self, filters: Sequence[Filter], search: str | None, text_positions: list[int]):
@@ -167,7 +167,7 @@ class Query:
         return keep if keep is not None else [True] * len(rows)
 
 
-def parse(query: Mapping[str, str] | Any, columns: Sequence[Mapping[str, Any]]) -> Query:
+def parse(query: Mapping[str, str] | Any, columns: Sequence[Mapping[str, Any]]) -> Selection:
     """Compile the filters and ``q`` of a request; BadRequest names any mistake."""
     names = [c["name"] for c in columns]
     kinds = {c["name"]: c["type"] for c in columns}
@@ -180,7 +180,7 @@ def parse(query: Mapping[str, str] | Any, columns: Sequence[Mapping[str, Any]]) 
         filters.append(_compile(column, positions[column], kinds[column], op, raw))
     search = query.get("q") or None
     text = [positions[c["name"]] for c in columns if c["type"] == "string"]
-    return Query(filters, search, text)
+    return Selection(filters, search, text)
 
 
 def _items(query: Any) -> Iterable[tuple[str, str]]:

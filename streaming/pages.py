@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from streaming import params, scan
 from streaming.encode import decode
 from streaming.errors import BadRequest
-from streaming.filter import Query, parse
+from streaming.filter import Selection, parse
 from streaming.read import Dataset
 from streaming.settings import Settings
 
@@ -39,7 +39,7 @@ class Plan:
     """A validated page request: what to fetch, not yet fetched."""
 
     page: params.Page
-    selection: Query
+    selection: Selection
     order: tuple[int, bool] | None
     cursor: str | None
     sort: str | None
@@ -77,16 +77,16 @@ class Finder(Protocol):
     """What finds a page's rows when they must be searched for: the row scan (``ROWS``), or
     the columns (``streaming.query.Runner``)."""
 
-    def count(self, dataset: Dataset, selection: Query) -> int: ...
+    def count(self, dataset: Dataset, selection: Selection) -> int: ...
 
     def page(
-        self, dataset: Dataset, selection: Query, start: int, skip: int, limit: int
+        self, dataset: Dataset, selection: Selection, start: int, skip: int, limit: int
     ) -> tuple[list[list[Any]], int | None]: ...
 
     def sorted_page(
         self,
         dataset: Dataset,
-        selection: Query,
+        selection: Selection,
         position: int,
         descending: bool,
         kind: str,
@@ -98,18 +98,18 @@ class Finder(Protocol):
 class _RowScan:
     """Pages found by scanning the stored rows (``streaming.scan``)."""
 
-    def count(self, dataset: Dataset, selection: Query) -> int:
+    def count(self, dataset: Dataset, selection: Selection) -> int:
         return scan.count(dataset, selection)
 
     def page(
-        self, dataset: Dataset, selection: Query, start: int, skip: int, limit: int
+        self, dataset: Dataset, selection: Selection, start: int, skip: int, limit: int
     ) -> tuple[list[list[Any]], int | None]:
         return scan.page(dataset, selection, start, skip, limit)
 
     def sorted_page(
         self,
         dataset: Dataset,
-        selection: Query,
+        selection: Selection,
         position: int,
         descending: bool,
         kind: str,
@@ -138,7 +138,7 @@ def fetch(dataset: Dataset, plan: Plan, finder: Finder = ROWS) -> Result:
 def _scanned(
     dataset: Dataset,
     page: params.Page,
-    selection: Query,
+    selection: Selection,
     cursor: str | None,
     link: dict[str, str],
     finder: Finder,

@@ -30,11 +30,11 @@ from typing import Any
 import orjson
 
 from streaming import aggregate, column_group, column_query, pages, params, scan
-from streaming.column_filter import Selection as ColumnSelection
+from streaming.column_filter import ColumnSelection
 from streaming.column_read import open_columns
 from streaming.encode import Projection, decode
 from streaming.errors import ColumnsDamaged
-from streaming.filter import Query as Selection
+from streaming.filter import Selection
 from streaming.filter import parse as parse_filters
 from streaming.read import Dataset
 from streaming.settings import Settings

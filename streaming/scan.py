@@ -2,9 +2,9 @@
 
 Rows, counts, exports, statistics and group-bys all read through ``blocks``: it reads the
 stored lines in blocks of about BLOCK_BYTES from a given row, finds the lines that hold a
-filter's bytes (``Query.candidates``: a search of the whole block, not a test per line),
+filter's bytes (``Selection.candidates``: a search of the whole block, not a test per line),
 decodes them with one ``orjson.loads`` a block, and keeps the rows the compiled filters accept
-(``Query.mask``: a filter at a time over a column). Memory is one block, whatever the dataset's
+(``Selection.mask``: a filter at a time over a column). Memory is one block, whatever the dataset's
 size. Exports yield a block at a time too: waitress pays per chunk, and a page yielded row by
 row measured about 4x slower.
 
@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from streaming.errors import BadRequest
-from streaming.filter import Query
+from streaming.filter import Selection
 from streaming.read import Dataset
 from streaming.stats import ColumnStats, moment
 
@@ -42,7 +42,7 @@ class Block:
     rows: list[list[Any]]
 
 
-def blocks(dataset: Dataset, query: Query, start: int = 0) -> Iterator[Block]:
+def blocks(dataset: Dataset, query: Selection, start: int = 0) -> Iterator[Block]:
     """The rows at or after row ``start`` that match ``query``, a block at a time."""
     number = start
     searchable = query.active and query.searchable
@@ -71,7 +71,7 @@ def blocks(dataset: Dataset, query: Query, start: int = 0) -> Iterator[Block]:
             yield from _kept(query, numbers, orjson.loads(b"[" + b",".join(lines) + b"]"))
 
 
-def _kept(query: Query, numbers: list[int], rows: list[list[Any]]) -> Iterator[Block]:
+def _kept(query: Selection, numbers: list[int], rows: list[list[Any]]) -> Iterator[Block]:
     """The block of the rows that pass the filters, if any do."""
     if query.active:
         keep = query.mask(rows)
@@ -81,7 +81,7 @@ def _kept(query: Query, numbers: list[int], rows: list[list[Any]]) -> Iterator[B
 
 
 def page(
-    dataset: Dataset, query: Query, start: int, skip: int, limit: int
+    dataset: Dataset, query: Selection, start: int, skip: int, limit: int
 ) -> tuple[list[list[Any]], int | None]:
     """Up to ``limit`` matching rows from row ``start`` on, after skipping ``skip`` of them; and
     the row to resume from (None once the scan has reached the end)."""
@@ -97,13 +97,13 @@ def page(
     return out, None
 
 
-def count(dataset: Dataset, query: Query) -> int:
+def count(dataset: Dataset, query: Selection) -> int:
     return sum(len(block.rows) for block in blocks(dataset, query))
 
 
 def sorted_page(
     dataset: Dataset,
-    query: Query,
+    query: Selection,
     position: int,
     descending: bool,
     kind: str,
@@ -119,7 +119,7 @@ def sorted_page(
 
 
 def _keys(
-    dataset: Dataset, query: Query, position: int, descending: bool, kind: str
+    dataset: Dataset, query: Selection, position: int, descending: bool, kind: str
 ) -> Iterator[tuple[Any, ...]]:
     for block in blocks(dataset, query):
         for number, row in zip(block.numbers, block.rows):
@@ -132,7 +132,7 @@ def _keys(
                 yield (value is None, value if value is not None else 0, number)
 
 
-def statistics(dataset: Dataset, query: Query) -> tuple[int, dict[str, Any]]:
+def statistics(dataset: Dataset, query: Selection) -> tuple[int, dict[str, Any]]:
     """The STATS of every column over the matching rows, in one pass; and their number."""
     columns = dataset.meta["columns"]
     stats = [ColumnStats(c["type"]) for c in columns]
@@ -157,7 +157,9 @@ def statistics(dataset: Dataset, query: Query) -> tuple[int, dict[str, Any]]:
     return matched, {c["name"]: s.result() for c, s in zip(columns, stats)}
 
 
-def statistics_json(dataset: Dataset, query: Query, wanted: list[str] | None) -> tuple[int, bytes]:
+def statistics_json(
+    dataset: Dataset, query: Selection, wanted: list[str] | None
+) -> tuple[int, bytes]:
     """The matching rows' number and ``{NAME: STATS}`` as JSON, for the ``wanted`` columns (all
     when None). Without filters, the statistics computed at sync, as stored: not even decoded
     unless columns are picked."""
@@ -175,12 +177,12 @@ def statistics_json(dataset: Dataset, query: Query, wanted: list[str] | None) ->
 # --- cursors --------------------------------------------------------------------------------
 
 
-def make_cursor(dataset_id: str, query: Query, row: int) -> str:
+def make_cursor(dataset_id: str, query: Selection, row: int) -> str:
     token = orjson.dumps({"d": dataset_id, "q": query.fingerprint(), "r": row})
     return base64.urlsafe_b64encode(token).decode().rstrip("=")
 
 
-def read_cursor(text: str, dataset_id: str, query: Query) -> int:
+def read_cursor(text: str, dataset_id: str, query: Selection) -> int:
     """The row a cursor resumes from; BadRequest unless it was made for this dataset and query."""
     try:
         token = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from streaming import aggregate, column_group, column_store, scan
-from streaming.column_filter import Selection
+from streaming.column_filter import ColumnSelection
 from streaming.column_group import group_by
 from streaming.column_query import count, page_rows, sorted_rows, statistics
 from streaming.column_read import ColumnReader
@@ -94,7 +94,7 @@ def test_count_and_pages_match_the_row_scan(
 ) -> None:
     dataset, reader = table
     selection_query = parse(query, dataset.meta["columns"])
-    selection = Selection(reader, selection_query)
+    selection = ColumnSelection(reader, selection_query)
     assert selection.possible
     assert count(selection) == scan.count(dataset, selection_query)
     for start, skip, limit in [(0, 0, 7), (130, 5, 40), (2990, 0, 100), (0, 2500, 10)]:
@@ -118,7 +118,7 @@ def test_sorted_pages_match_the_row_scan(
             rows = scan.sorted_page(
                 dataset, selection_query, position, descending, kind, skip, limit
             )
-            selection = Selection(reader, selection_query)
+            selection = ColumnSelection(reader, selection_query)
             numbers = sorted_rows(selection, position, descending, skip, limit)
             assert [dataset.row(n) for n in numbers] == rows
 
@@ -148,7 +148,9 @@ def test_group_by_matches_the_row_path(
     positions, aggregates = aggregate.parse(by, agg, columns)
     for max_groups in (10_000, 5):
         expected = aggregate.group_by(dataset, selection_query, positions, aggregates, max_groups)
-        found = group_by(Selection(reader, selection_query), positions, aggregates, max_groups)
+        found = group_by(
+            ColumnSelection(reader, selection_query), positions, aggregates, max_groups
+        )
         same(found, expected)
 
 
@@ -160,7 +162,7 @@ def test_statistics_match_the_row_path(
     selection_query = parse(query, dataset.meta["columns"])
     positions = [p for p, name in enumerate(dataset.names) if name != "note"]
     matched, expected = scan.statistics(dataset, selection_query)
-    found_matched, found = statistics(Selection(reader, selection_query), positions)
+    found_matched, found = statistics(ColumnSelection(reader, selection_query), positions)
     assert found_matched == matched
     same(found, {name: expected[name] for name in found})
 
@@ -168,12 +170,12 @@ def test_statistics_match_the_row_path(
 def test_uncoded_columns_are_left_to_the_row_scan(table: tuple[Dataset, ColumnReader]) -> None:
     dataset, reader = table
     columns = dataset.meta["columns"]
-    assert not Selection(reader, parse({"note__contains": "late"}, columns)).possible
-    assert not Selection(reader, parse({"note": "x"}, columns)).possible
+    assert not ColumnSelection(reader, parse({"note__contains": "late"}, columns)).possible
+    assert not ColumnSelection(reader, parse({"note": "x"}, columns)).possible
     # q searches every string column, the uncoded one too.
-    assert not Selection(reader, parse({"q": "late"}, columns)).possible
+    assert not ColumnSelection(reader, parse({"q": "late"}, columns)).possible
     # Dates as text are not answered from their numbers.
-    assert not Selection(reader, parse({"day__startswith": "2023-0"}, columns)).possible
+    assert not ColumnSelection(reader, parse({"day__startswith": "2023-0"}, columns)).possible
 
 
 @pytest.mark.parametrize("query", FILTERS[::4], ids=IDS[::4])
@@ -193,7 +195,9 @@ def test_group_by_folds_parts_of_blocks_as_the_row_path(
     positions, aggregates = aggregate.parse(by, agg, columns)
     for max_groups in (10_000, 7):
         expected = aggregate.group_by(dataset, selection_query, positions, aggregates, max_groups)
-        found = group_by(Selection(reader, selection_query), positions, aggregates, max_groups)
+        found = group_by(
+            ColumnSelection(reader, selection_query), positions, aggregates, max_groups
+        )
         same(found, expected)
 
 
@@ -219,8 +223,10 @@ def test_ten_thousand_groups_are_cut_as_the_row_path_cuts_them(
             for query in ({}, {"delay__gt": "50"}):
                 parsed = parse(query, columns)
                 expected = aggregate.group_by(dataset, parsed, positions, aggregates, 10_000)
-                found = group_by(Selection(reader, parsed), positions, aggregates, 10_000)
+                found = group_by(ColumnSelection(reader, parsed), positions, aggregates, 10_000)
                 assert found[1] == expected[1]
                 same(found, expected)
         positions, aggregates = aggregate.parse("carrier,price", "count", columns)
-        assert group_by(Selection(reader, parse({}, columns)), positions, aggregates, 10_000)[1]
+        assert group_by(ColumnSelection(reader, parse({}, columns)), positions, aggregates, 10_000)[
+            1
+        ]

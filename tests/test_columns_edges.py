@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from streaming import aggregate, column_store, convert, scan
 from streaming.column_backfill import build_columns
-from streaming.column_filter import Selection
+from streaming.column_filter import ColumnSelection
 from streaming.column_group import group_by
 from streaming.column_query import count, page_rows, sorted_rows, statistics
 from streaming.column_read import open_columns
@@ -57,7 +57,7 @@ def _agree(root: Path, text: str, queries: list[dict[str, str]], tolerant: bool 
                     raise
                 continue
             compared += 1
-            selection = Selection(reader, parsed)
+            selection = ColumnSelection(reader, parsed)
             assert selection.possible, query
             assert count(selection) == scan.count(dataset, parsed), query
             rows, resume = scan.page(dataset, parsed, 0, 0, 50)
@@ -134,7 +134,7 @@ def test_a_restarted_sync_writes_columns_of_the_final_types(
     with columns_of(tmp_path, _csv(["a", "b"], data)) as (dataset, reader):
         assert reader.kinds == ["integer", "string"]
         parsed = parse({"b__in": "x,5"}, dataset.meta["columns"])
-        assert count(Selection(reader, parsed)) == scan.count(dataset, parsed) == 2
+        assert count(ColumnSelection(reader, parsed)) == scan.count(dataset, parsed) == 2
 
 
 def test_a_dataset_without_columns_answers_none(tmp_path: Path) -> None:
@@ -155,7 +155,7 @@ def test_a_damaged_segment_is_refused_not_answered(tmp_path: Path) -> None:
         reader = open_columns(dataset)
         assert reader is not None
         with reader, pytest.raises(ColumnsDamaged):
-            count(Selection(reader, parse({"id__gt": "5"}, dataset.meta["columns"])))
+            count(ColumnSelection(reader, parse({"id__gt": "5"}, dataset.meta["columns"])))
 
 
 def test_truncated_or_mismatched_column_files_are_refused(tmp_path: Path) -> None:
@@ -208,7 +208,7 @@ def test_counts_agree_with_duckdb(tmp_path: Path) -> None:
             for query, where in checks:
                 parsed = parse(query, dataset.meta["columns"])
                 (expected,) = con.execute(f"SELECT count(*) FROM t WHERE {where}").fetchone()
-                assert count(Selection(reader, parsed)) == expected, query
+                assert count(ColumnSelection(reader, parsed)) == expected, query
 
 
 _VALUES = {
@@ -273,4 +273,4 @@ def test_an_old_dataset_gets_the_columns_the_sync_would_write(tmp_path: Path) ->
         assert reader is not None
         parsed = parse({"carrier": "UA", "delay__gt": "10"}, old.meta["columns"])
         with reader:
-            assert count(Selection(reader, parsed)) == scan.count(old, parsed)
+            assert count(ColumnSelection(reader, parsed)) == scan.count(old, parsed)
