@@ -58,6 +58,7 @@ class _Totals:
         self.lows: dict[int, list[Any]] = {p: [] for p in positions}
         self.highs: dict[int, list[Any]] = {p: [] for p in positions}
         self.sets: dict[int, list[set[Any] | None]] = {p: [] for p in positions}
+        self.uncounted: set[int] = set()  # columns with too many (id, value) pairs to count
 
     def new(self) -> int:
         self.counts.append(0)
@@ -358,9 +359,20 @@ def _fold(
     value_planes, value = _value_planes(part, position, segment)
     bits = 8 * len(value_planes)
     skipped = [p for p in (part.missed, part.nulls(segment)) if p is not None]
+    packed = _packed(value_planes + id_planes + skipped, part.rows)
+    # Few distinct (id, value) pairs (a distance by carrier): count them in C and fold the
+    # pairs, not the rows; measured 4x faster than the sort on flights. Else one sort.
+    if position not in totals.uncounted:
+        counted = Counter(packed)
+        if len(counted) <= part.rows // _PAIRS_FEW:
+            _fold_counted(
+                counted, bits, len(id_planes), segment, value, functions, kept, totals, position
+            )
+            return
+        totals.uncounted.add(position)  # the next parts go straight to the sort
     # One sort of (id, value) as plain integers: each group's values are one run, in order,
     # and the rows left out (filtered, null) sort after every group's.
-    pairs = sorted(_packed(value_planes + id_planes + skipped, part.rows))
+    pairs = sorted(packed)
     end = bisect_left(pairs, 1 << (bits + 8 * len(id_planes)))
     locals_ = list(kept)
     bases = list(map(lshift, locals_, repeat(bits)))
@@ -391,6 +403,55 @@ def _fold(
         for g, base, start, stop in zip(groups, bases, starts, stops):
             distinct = dict.fromkeys(pairs[start:stop])
             totals.distinct(position, g, map(value, map(sub, distinct, repeat(base))))
+
+
+_PAIRS_FEW = 16  # counted when there are at most a sixteenth as many (id, value) pairs as rows
+
+
+def _fold_counted(
+    counted: Counter[int],
+    bits: int,
+    id_bytes: int,
+    segment: Segment,
+    value: Decode,
+    functions: set[str],
+    kept: dict[int, int],
+    totals: _Totals,
+    position: int,
+) -> None:
+    """Fold a part's counted (id, value) pairs into their groups."""
+    limit, mask = 1 << (bits + 8 * id_bytes), (1 << bits) - 1
+    found: dict[int, list[int]] = {}  # local id -> [sum of offsets, n, lowest, highest]
+    offsets: dict[int, set[int]] = {}
+    for pair, n in counted.items():
+        local = pair >> bits
+        if pair >= limit or local not in kept:
+            continue
+        offset = pair & mask
+        entry = found.get(local)
+        if entry is None:
+            found[local] = [offset * n, n, offset, offset]
+        else:
+            entry[0] += offset * n
+            entry[1] += n
+            entry[2] = min(entry[2], offset)
+            entry[3] = max(entry[3], offset)
+        if "distinct" in functions:
+            offsets.setdefault(local, set()).add(offset)
+    locals_ = [local for local in kept if local in found]
+    entries = [found[local] for local in locals_]
+    ns = [e[1] for e in entries]
+    sums: Any = repeat(0)
+    if functions & {"sum", "mean"}:
+        low, scale = segment.low, segment.scale
+        sums = [e[0] * scale + e[1] * low for e in entries]
+    lows: Any = map(value, (e[2] for e in entries)) if "min" in functions else repeat(None)
+    highs: Any = map(value, (e[3] for e in entries)) if "max" in functions else repeat(None)
+    groups = list(map(kept.__getitem__, locals_))
+    totals.add(position, groups, sums, ns, lows, highs)
+    for local, g in zip(locals_, groups):
+        if local in offsets:
+            totals.distinct(position, g, map(value, offsets[local]))
 
 
 def _value_planes(part: _Part, position: int, segment: Segment) -> tuple[list[bytes], Decode]:
