@@ -30,7 +30,7 @@ function card(name, s) {
   const list = h("dl", {}, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
   let picture = null;
   if (s.histogram?.length) picture = histogram(s.histogram, approx("histogram"));
-  else if (s.top?.length) picture = top(s.top, s.count, approx("top"));
+  else if (s.top?.length && s.top[0].count > 1) picture = top(s.top, s.count, approx("top"));
   const note = s.approximate ? h("p", { class: "muted small" }, `≈ estimated: ${Object.entries(s.error_bounds || {}).map(([k, v]) => `${k} ±${number(v)}`).join(", ")}`) : null;
   return h("article", { class: "card stat", "data-column": name },
     h("h3", {}, name, " ", h("span", { class: "type" }, s.type)), list, picture, note);
@@ -54,7 +54,7 @@ function histogram(bins, mark) {
 }
 
 function top(values, count, mark) {
-  return h("figure", {}, h("ul", { class: "top" }, values.slice(0, 5).map((t) =>
+  return h("figure", {}, h("ul", { class: "topvalues" }, values.slice(0, 5).map((t) =>
     h("li", {}, h("span", { class: "label" }, String(t.value)), h("progress", { max: count || 1, value: t.count }), h("span", { class: "small" }, number(t.count))))),
   h("figcaption", { class: "small muted" }, `top values${mark}`));
 }
