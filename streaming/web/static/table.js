@@ -58,6 +58,7 @@ export function render(area, meta, params, navigate) {
         else next.delete("sort");
         navigate(next);
       }));
+      if (!performance.getEntriesByName("rillet:rows").length) performance.mark("rillet:rows");
       const shownTo = page.offset + page.rows.length;
       where.textContent = page.rows.length ? `rows ${number(page.offset + 1)}–${number(shownTo)}${page.total !== null ? ` of ${number(page.total)}` : ""}` : "no rows match";
       if (page.total !== null && page.total !== undefined && !query.toString()) show(total, "");
