@@ -27,10 +27,16 @@ from streaming.web.page import STATIC  # noqa: E402
 from tests.conftest import start_server, stop, wait_for  # noqa: E402
 
 KEY = "bench-page-key"
-FLAGS = (
-    "--headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
-    "--disable-background-networking --disable-component-update --disable-sync"
-).split()
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def own_bytes() -> dict[str, int]:
