@@ -160,8 +160,8 @@ class Settings:
     threads: int = _setting("8", "waitress threads in each of those processes.", _positive_int)
     streams_max: int = _setting(
         "4",
-        "Most responses streaming at once (exports, streamed chats); past it 429. Keep it "
-        "below THREADS: a client that stops reading holds a thread.",
+        "Most responses streaming at once (exports, streamed chats, job progress); past it "
+        "429. Keep it below THREADS: a client that stops reading holds a thread.",
         _positive_int,
     )
     groq_api_key: str = _setting(

@@ -305,7 +305,7 @@ def test_failed_sync_is_reported_on_the_job_and_the_probe(
         ("GET", "/datasets/..%2F..%2Fetc", {}, 404, "not_found"),
         ("GET", "/datasets/ds_000000000000/rows", {}, 404, "not_found"),
         ("GET", "/jobs/job_000000000000", {}, 404, "not_found"),
-        ("GET", "/jobs/..", {}, 404, "not_found"),
+        ("GET", "/jobs/%2E%2E", {}, 404, "not_found"),  # "/jobs/.." is "/" once normalized
         ("GET", "/no/such/route", {}, 404, "not_found"),
         ("PUT", "/datasets", {}, 405, "method_not_allowed"),
         (

@@ -9,7 +9,7 @@ from charts.insights import insights as find_insights
 from streaming import params
 from streaming.errors import LLMUnavailable
 from streaming.read import open_dataset
-from streaming.web.exchange import Answer, Call, Streamed, json_answer
+from streaming.web.exchange import EVENT_HEADERS, Answer, Call, Streamed, json_answer
 from streaming.web.openapi import Doc, errors, json_content, ref
 from streaming.web.state import Rillet
 
@@ -71,9 +71,4 @@ def chat(rillet: Rillet, call: Call) -> Answer:
         held.callback(rillet.streams.take())
         events = chats.stream(client, dataset, asked, settings)
         held.callback(events.close)
-        headers = {
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",  # proxies: relay it as it comes
-        }
-        return Answer(Streamed(iter(events), held.pop_all()), 200, headers)
+        return Answer(Streamed(iter(events), held.pop_all()), 200, dict(EVENT_HEADERS))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import orjson
 
+from charts.chat import event
 from streaming import metadata, params
 from streaming.convert import WIDE_ENCODINGS, resolve_encoding
 from streaming.errors import NotFound, NotReady
@@ -13,7 +17,16 @@ from streaming.jobs import PUBLIC_FIELDS
 from streaming.options import OPTIONS, upload_options
 from streaming.store import Store, check_dataset_id
 from streaming.upload import spool_upload
-from streaming.web.exchange import Answer, Call, etag_of, json_answer, not_modified, raw_json
+from streaming.web.exchange import (
+    EVENT_HEADERS,
+    Answer,
+    Call,
+    Streamed,
+    etag_of,
+    json_answer,
+    not_modified,
+    raw_json,
+)
 from streaming.web.openapi import Doc, errors, json_content, param, ref
 from streaming.web.state import Rillet
 
@@ -172,9 +185,57 @@ def delete(rillet: Rillet, call: Call) -> Answer:
     return Answer(b"", 204)
 
 
-JOB = Doc("A sync job", {"200": json_content(ref("Job"), "Job"), **errors(404)})
+JOB = Doc(
+    "A sync job; its progress as server-sent events when Accept is text/event-stream",
+    {
+        "200": {
+            "description": "The job (JSON), or server-sent events: progress while it is queued "
+            "or runs, then one done or failed, then the stream ends",
+            "content": {
+                "application/json": {"schema": ref("Job")},
+                "text/event-stream": {"schema": {"type": "string"}},
+            },
+        },
+        **errors(404, 429),
+    },
+)
+POLL_SECONDS = 0.25  # how often a job's stream reads its record
+KEEPALIVE_SECONDS = 2.0  # a comment when nothing changed: a client that left is noticed
+STREAM_SECONDS = 600.0  # then the stream ends; a client that still waits asks again
 
 
 def job(rillet: Rillet, call: Call) -> Answer:
     record = rillet.jobs.get(call.args["job_id"])
-    return json_answer({field: record[field] for field in PUBLIC_FIELDS})
+    if not call.wants_events():
+        return json_answer(_public(record))
+    held = ExitStack()
+    held.callback(rillet.streams.take())  # a 429 here, before the stream, if all are taken
+    events = _job_events(rillet, record, time.monotonic() + STREAM_SECONDS)
+    return Answer(Streamed(events, held), 200, dict(EVENT_HEADERS))
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    return {field: record[field] for field in PUBLIC_FIELDS}
+
+
+def _job_events(rillet: Rillet, record: dict[str, Any], until: float) -> Iterator[bytes]:
+    """``progress`` each time the record changes, then ``done`` or ``failed``; comments keep
+    the connection tested (a write is how the server learns the client left)."""
+    last, quiet = b"", 0.0
+    while True:
+        public = _public(record)
+        if public["status"] in ("done", "failed"):
+            yield event(public["status"], public)
+            return
+        body = orjson.dumps(public)
+        if body != last:
+            last, quiet = body, 0.0
+            yield event("progress", public)
+        elif quiet >= KEEPALIVE_SECONDS:
+            quiet = 0.0
+            yield b": waiting\n\n"
+        if time.monotonic() >= until:
+            return
+        time.sleep(POLL_SECONDS)
+        quiet += POLL_SECONDS
+        record = rillet.jobs.find(public["id"]) or {**record, "status": "failed"}

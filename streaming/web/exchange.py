@@ -21,6 +21,11 @@ from streaming.errors import RilletError
 from streaming.memory import release_memory
 
 JSON = "application/json; charset=utf-8"
+EVENT_HEADERS = {  # server-sent events: never cached, relayed by proxies as they come
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
 GZIP_SUFFIX = "-gzip"  # streaming.web.compress names a gzip representation's ETag so
 
 

@@ -117,6 +117,7 @@ PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "dataset_id": {"type": "string", "pattern": "^ds_[0-9a-f]{12}$"},
     "job_id": {"type": "string", "pattern": "^job_[0-9a-f]{12}$"},
     "column": {"type": "string"},
+    "path": {"type": "string"},
 }
 _PATH_ARGUMENT = re.compile(r"<(\w+)(?::\w+)?>")  # bottle's <name> and <name:filter>
 _SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}, {"Bearer": []}]

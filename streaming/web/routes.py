@@ -2,7 +2,8 @@
 
 The app factory (``streaming.web.app``) serves exactly this table, ``/openapi.json`` documents
 exactly this table (``streaming.web.openapi``), and the auth tests walk it, so a route cannot
-be added without its document and its key check. ``scope`` None: no key (``/health``).
+be added without its document and its key check. ``scope`` None: no key (``/health``, and
+the page, ``/`` and ``/static/``, which hold no data).
 Bottle answers HEAD on every GET route.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from streaming.web import ask, datasets, reads, service
+from streaming.web import ask, datasets, page, reads, service
 from streaming.web.exchange import Answer, Call
 from streaming.web.openapi import Doc
 from streaming.web.state import Rillet
@@ -31,6 +32,8 @@ class Route:
 DATASET = "/datasets/<dataset_id>"
 
 ROUTES: tuple[Route, ...] = (
+    Route("GET", "/", page.index, None, page.INDEX),
+    Route("GET", "/static/<path:path>", page.static, None, page.STATIC_DOC),
     Route("GET", "/health", service.health, None, service.HEALTH),
     Route("GET", "/openapi.json", service.openapi, "read", service.OPENAPI),
     Route("GET", "/datasets", datasets.listing, "read", datasets.LISTING),
