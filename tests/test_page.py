@@ -16,7 +16,15 @@ from server import Rillet
 from streaming.web import datasets, page
 from streaming.web.exchange import Call
 from sync_worker import sync_all
-from tests.conftest import READ_KEY, WRITE_KEY, app_client, start_server, stop, wait_for
+from tests.conftest import (
+    READ_KEY,
+    WRITE_KEY,
+    app_client,
+    assert_error,
+    start_server,
+    stop,
+    wait_for,
+)
 
 # --- the page and its files ---------------------------------------------------------------
 
@@ -104,16 +112,15 @@ def test_without_the_render_extra_vega_embed_comes_from_its_cdn(
             cached.cache_clear()
 
 
-def test_the_page_says_which_scope_a_key_has_and_the_probe_stores_nothing(
-    rillet: Rillet, tmp_path: Path
-) -> None:
-    """The page asks POST /datasets with no body and no type: 403 for a read key, 415 for a
-    write key, and nothing is written under the data directory either way."""
-    before = sorted(p for p in rillet.store.root.rglob("*"))
+def test_every_answer_to_a_key_says_its_scope(rillet: Rillet) -> None:
+    """The page learns what a key may do from GET /datasets, trying nothing."""
     with app_client(rillet, key=READ_KEY) as reader, app_client(rillet, key=WRITE_KEY) as writer:
-        assert reader.post("/datasets").status_code == 403
-        assert writer.post("/datasets").status_code == 415
-    assert sorted(p for p in rillet.store.root.rglob("*")) == before
+        assert reader.get("/datasets").headers["X-Key-Scope"] == "read"
+        assert writer.get("/datasets").headers["X-Key-Scope"] == "write"
+        assert_error(reader.post("/datasets"), 403)  # a read key still cannot upload
+    with app_client(rillet, key=None) as bare:
+        assert "X-Key-Scope" not in bare.get("/health").headers
+        assert "X-Key-Scope" not in bare.get("/datasets").headers  # no key, no scope
 
 
 # --- a job's progress as server-sent events -----------------------------------------------

@@ -49,11 +49,15 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
 def _endpoint(rillet: Rillet, route: Route) -> Callable[..., Any]:
     def endpoint(**args: str) -> bottle.HTTPResponse:
         try:
+            scope = None
             if route.scope is not None:
                 key = rillet.keys.identify(_presented_key())
                 KeyRing.require(key.scope, route.scope)
                 rillet.limiter.take(key.id)
+                scope = key.scope
             answer = route.handler(rillet, _call(args))
+            if scope is not None:  # what the key may do, so a client need not try (the page)
+                answer.headers["X-Key-Scope"] = scope
         except RilletError as exc:
             answer = error_answer(exc)
         except bottle.HTTPError:

@@ -23,7 +23,7 @@ class Cors:
 
     METHODS = "GET, POST, DELETE, OPTIONS"
     HEADERS = "X-API-Key, Authorization, Content-Type, If-None-Match"
-    EXPOSED = "ETag, Link, Retry-After, Content-Disposition"
+    EXPOSED = "ETag, Link, Retry-After, Content-Disposition, X-Key-Scope"
 
     def __init__(self, app: Callable[..., Any], origins: str) -> None:
         self.app = app
