@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (best kept)")
     parser.add_argument("--wide-rows", type=int, default=300_000, help="rows of the wide file")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated files")
-    parser.add_argument("--files", default=",".join(FILES), help="comma-separated, of " + FILES)
+    parser.add_argument("--files", default=FILES, help="comma-separated, of " + FILES)
     parser.add_argument("--workloads", help="comma-separated workloads (default: all)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--child", nargs=2, metavar=("WORKLOAD", "FILE"), help=argparse.SUPPRESS)
