@@ -60,7 +60,6 @@ import orjson
 
 from streaming import coerce, dates, unpack
 from streaming.column_store import FORMAT as COLUMNS_FORMAT
-from streaming.column_store import ColumnWriter
 from streaming.errors import BadRequest, InvalidCSV
 from streaming.index import RowWriter
 from streaming.sketches import Reservoir
@@ -370,19 +369,13 @@ class _Run:
         self.forced = self._forced_types(names)
         kinds: list[str | None] = [self.hints.get(i) for i in range(width)]
         firsts: list[Any] = [None] * width  # each column's first value: None until one is seen
-        tally = open_tally(self.parallel)
+        # The column files are written where the statistics are kept (streaming.tally). A
+        # restart (_Widen, TallyFailed) makes new writers, which truncate what this pass wrote.
+        tally = open_tally(self.parallel, (self.out_dir, width) if self.columns else None)
         try:
             writer = RowWriter(self.out_dir / ROWS_FILE, self.out_dir / INDEX_FILE)
         except BaseException:
             tally.abort()
-            raise
-        # A restart (_Widen, TallyFailed) makes a new writer, which truncates what this pass
-        # wrote.
-        try:
-            blocks = ColumnWriter(self.out_dir, width) if self.columns else None
-        except BaseException:
-            tally.abort()
-            writer.abort()
             raise
         sample = Reservoir(SAMPLE_ROWS, seed=self.seed, keep=_compact)
         records_before = self.header_records  # records read so far, the header included
@@ -398,8 +391,6 @@ class _Run:
                         for j, column in enumerate(zip(*rows))
                     ]
                     tally.end_batch()
-                    if blocks is not None:  # the columns know types, not notations
-                        blocks.add(typed, [kind and coerce.base(kind) for kind in kinds])
                     rows_typed = zip(*typed)
                     while lines := list(map(orjson.dumps, islice(rows_typed, WRITE_ROWS))):
                         writer.write(lines)
@@ -412,12 +403,8 @@ class _Run:
         except BaseException:
             tally.abort()
             writer.abort()
-            if blocks is not None:
-                blocks.abort()
             raise
         writer.close()
-        if blocks is not None:
-            blocks.close()
         self.rows = writer.rows
         _write(self.out_dir / SAMPLE_FILE, b"".join(line + b"\n" for line in sample.items))
         columns, results = [], {}
@@ -454,7 +441,8 @@ class _Run:
         kinds[j] = kind
         if firsts[j] is None and present:
             firsts[j] = present[0]
-        tally.update(j, coerce.base(kind), present, len(raw) - len(present))
+        # The columns know types, not notations.
+        tally.update(j, coerce.base(kind), values, len(raw) - len(present), present)
         return values
 
     def _infer(self, raw: Sequence[str]) -> str:
