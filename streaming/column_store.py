@@ -43,10 +43,10 @@ import os
 import sys
 import zlib
 from array import array
-from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from itertools import compress, repeat
-from operator import floordiv, is_, mul, sub
+from operator import floordiv, is_, is_not, mul, sub
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -62,7 +62,11 @@ DATA_NAME = "columns.bin"
 
 INTEGRAL = frozenset(["integer", "boolean", "date", "datetime"])  # stored as integers
 EPOCH = datetime(1970, 1, 1)
+EPOCH_UTC = EPOCH.replace(tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+# Dates and datetimes seen, text -> integer, kept up to this many per column (a date column
+# repeats a few thousand values; unique timestamps are converted as they come, not kept).
+CACHE_MAX = 16384
 _WIDTHS = ((0, ""), (1, "B"), (2, "H"), (4, "I"), (8, "Q"))
 TYPECODES = dict(_WIDTHS)
 _BIG = sys.byteorder == "big"
@@ -101,6 +105,20 @@ def date_number(text: str) -> int:
 def datetime_number(text: str) -> int:
     """Microseconds since 1970 of a canonical datetime's wall clock ("Z" dropped)."""
     return (datetime.fromisoformat(text.rstrip("Z")) - EPOCH) // MICROSECOND
+
+
+def date_numbers(texts: Iterable[str]) -> Iterator[int]:
+    """``date_number`` of each text, in C loops (no Python call per value)."""
+    return map(date.toordinal, map(date.fromisoformat, texts))
+
+
+def datetime_numbers(texts: Iterable[str], zulu: bool) -> Iterator[int]:
+    """``datetime_number`` of each text (all with "Z" if ``zulu``, else none), in C loops:
+    fromisoformat reads "Z" as UTC, and an aware moment minus the aware epoch is the same
+    number as its wall clock minus the naive one."""
+    epoch = EPOCH_UTC if zulu else EPOCH
+    moments = map(datetime.fromisoformat, texts)
+    return map(floordiv, map(sub, moments, repeat(epoch)), repeat(MICROSECOND))
 
 
 def date_text(number: int) -> str:
@@ -249,15 +267,34 @@ class _Column:
             return self._codes(values)
         if kind == "datetime" and nulls < len(values):
             self.zulu = next(v for v in values if v is not None).endswith("Z")
-        convert = date_number if kind == "date" else datetime_number
         cache = self._cache
-        if len(cache) > 2 * BLOCK_ROWS:  # mostly unique datetimes: keep the cache bounded
-            cache.clear()
         fresh = set(values).difference(cache)
         fresh.discard(None)
-        cache.update(zip(fresh, map(convert, fresh)))
+        if len(fresh) > CACHE_MAX // 4 or 2 * len(fresh) > len(values):
+            # Mostly values not seen before (timestamps): convert the batch as it is, nulls
+            # as the epoch's text (0), keeping nothing.
+            if kind == "date":
+                return self._dates_uncached(values, nulls)
+            zero = "1970-01-01T00:00:00Z" if self.zulu else "1970-01-01T00:00:00"
+            texts: Iterable[str] = map({None: zero}.get, values, values) if nulls else values
+            return list(datetime_numbers(texts, self.zulu))
+        if len(cache) + len(fresh) > CACHE_MAX:
+            cache.clear()
+            fresh = set(values)
+            fresh.discard(None)
+        if kind == "date":
+            cache.update(zip(fresh, date_numbers(fresh)))
+        else:
+            cache.update(zip(fresh, datetime_numbers(fresh, self.zulu)))
         cache[None] = 0
         return list(map(cache.__getitem__, values))
+
+    def _dates_uncached(self, values: Sequence[Any], nulls: int) -> list[int]:
+        """A batch of mostly new dates as ordinals, 0 for nulls."""
+        if not nulls:
+            return list(date_numbers(values))
+        texts: Iterable[str] = map({None: "0001-01-01"}.get, values, values)  # 1, made 0 below
+        return list(map(mul, date_numbers(texts), map(is_not, values, repeat(None))))
 
     def _codes(self, values: Sequence[Any]) -> list[int] | None:
         dictionary = self.dictionary
