@@ -147,15 +147,23 @@ class ColumnWriter:
         self._pending = 0  # rows in the block being filled
         self._position = 0
 
-    def add(self, columns: Sequence[Sequence[Any]], kinds: Sequence[str | None]) -> None:
-        """A batch: each column's typed values (None for null), and each column's type."""
+    def add(
+        self,
+        columns: Sequence[Sequence[Any]],
+        kinds: Sequence[str | None],
+        nulls: Sequence[int] | None = None,
+    ) -> None:
+        """A batch: each column's typed values (None for null), and each column's type; and
+        each column's count of nulls if the caller knows it (else it is counted)."""
         rows = len(columns[0]) if columns else 0
         start = 0
+        counts = nulls if nulls is not None else repeat(None)
         while start < rows:
             take = min(rows - start, BLOCK_ROWS - self._pending)
-            for column, values, kind in zip(self._columns, columns, kinds):
-                part = values if take == rows else values[start : start + take]
-                column.add(part, kind or "null", self._pending)
+            for column, values, kind, count in zip(self._columns, columns, kinds, counts):
+                whole = take == rows
+                part = values if whole else values[start : start + take]
+                column.add(part, kind or "null", self._pending, count if whole else None)
             self._pending += take
             start += take
             buffered = sum(c.buffered() for c in self._columns)
@@ -223,10 +231,13 @@ class _Column:
         values = self._values
         return len(self._nulls) + (values.itemsize * len(values) if values is not None else 0)
 
-    def add(self, values: Sequence[Any], kind: str, pending: int) -> None:
+    def add(self, values: Sequence[Any], kind: str, pending: int, nulls: int | None) -> None:
         # "None in" is a scan by identity: measured 1.5x cheaper than mapping is_ over a batch
-        # without nulls, which most are.
-        flags = bytes(map(is_, values, repeat(None))) if None in values else bytes(len(values))
+        # without nulls, which most are; a count of nulls from the caller saves even that.
+        if nulls == 0 or (nulls is None and None not in values):
+            flags = bytes(len(values))
+        else:
+            flags = bytes(map(is_, values, repeat(None)))
         nulls = flags.count(1)
         self._nulls += flags
         self._null_count += nulls

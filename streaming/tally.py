@@ -72,6 +72,7 @@ class Tally:
         self.writer = ColumnWriter(*columns) if columns is not None else None
         self._batch: list[list[Any]] = []  # the batch's columns, for the writer
         self._kinds: list[str] = []
+        self._nulls: list[int] = []
 
     def update(
         self,
@@ -90,6 +91,7 @@ class Tally:
         if self.writer is not None:
             self._batch.append(values)
             self._kinds.append(kind)
+            self._nulls.append(nulls)
         found = self.stats.get(column)
         if found is None:
             found = self.stats[column] = ColumnStats(kind)
@@ -102,8 +104,8 @@ class Tally:
     def end_batch(self) -> None:
         """Every column of a batch has been added: the column writer takes the batch."""
         if self.writer is not None:
-            self.writer.add(self._batch, self._kinds)
-            self._batch, self._kinds = [], []
+            self.writer.add(self._batch, self._kinds, self._nulls)
+            self._batch, self._kinds, self._nulls = [], [], []
 
     def results(self) -> dict[int, dict[str, Any]]:
         """Every column's STATS (``ColumnStats.result``) by position, once the column files are
