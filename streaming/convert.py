@@ -1,11 +1,11 @@
 """CSV to typed NDJSON: the sync's conversion of one file into a dataset directory.
 
 The csv module reads header-keyed records (as ``csv.DictReader`` gives them) in batches of up
-to 2,048 rows. Each batch is turned into columns, each column is typed as a whole
-(``streaming.coerce``), the column statistics are fed the typed values (``streaming.tally``:
-in a second process, on another CPU, for a file of 4 MiB or more), and the rows are written
-as JSON arrays in the header's order, one per line, with their byte offsets in the row index
-(``streaming.index``)::
+to 2,048 rows (fewer for wide rows: BATCH_BYTES, BATCH_CELLS). Each batch is turned into
+columns, each column is typed as a whole (``streaming.coerce``), the column statistics and the
+column files are fed the typed values (``streaming.tally``: in a second process, on another
+CPU, for a file of 4 MiB or more), and the rows are written as JSON arrays in the header's
+order, one per line, with their byte offsets in the row index (``streaming.index``)::
 
     bytes ─ TextIOWrapper ─ csv.reader ─ batch ─ columns ─ typed columns ─┬─ rows.ndjson, rows.idx
                                                                         ├─ columns.json, .bin
