@@ -32,6 +32,16 @@ def cached_csv(rows: int, seed: int = 0) -> Path:
     return path
 
 
+def cached_wide_csv(rows: int, seed: int = 0) -> Path:
+    """The generated wide CSV (timestamps, unicode, quoted text) of ``rows`` rows, made once."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"wide-{rows}-seed{seed}.csv"
+    if not path.exists():
+        print(f"generating {path.relative_to(REPO)} ...", file=sys.stderr, flush=True)
+        write_csv_atomically(rows, path, seed, wide=True)
+    return path
+
+
 def serving_pids(parent: int) -> list[int]:
     """The processes that answer a server's requests: its ``server.py worker`` children
     (WORKERS above 1), or the server process itself."""

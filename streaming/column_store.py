@@ -43,10 +43,10 @@ import os
 import sys
 import zlib
 from array import array
-from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from itertools import compress, repeat
-from operator import floordiv, is_, mul, sub
+from operator import floordiv, is_, is_not, mul, sub
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -62,7 +62,11 @@ DATA_NAME = "columns.bin"
 
 INTEGRAL = frozenset(["integer", "boolean", "date", "datetime"])  # stored as integers
 EPOCH = datetime(1970, 1, 1)
+EPOCH_UTC = EPOCH.replace(tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+# Dates and datetimes seen, text -> integer, kept up to this many per column (a date column
+# repeats a few thousand values; unique timestamps are converted as they come, not kept).
+CACHE_MAX = 16384
 _WIDTHS = ((0, ""), (1, "B"), (2, "H"), (4, "I"), (8, "Q"))
 TYPECODES = dict(_WIDTHS)
 _BIG = sys.byteorder == "big"
@@ -103,6 +107,20 @@ def datetime_number(text: str) -> int:
     return (datetime.fromisoformat(text.rstrip("Z")) - EPOCH) // MICROSECOND
 
 
+def date_numbers(texts: Iterable[str]) -> Iterator[int]:
+    """``date_number`` of each text, in C loops (no Python call per value)."""
+    return map(date.toordinal, map(date.fromisoformat, texts))
+
+
+def datetime_numbers(texts: Iterable[str], zulu: bool) -> Iterator[int]:
+    """``datetime_number`` of each text (all with "Z" if ``zulu``, else none), in C loops:
+    fromisoformat reads "Z" as UTC, and an aware moment minus the aware epoch is the same
+    number as its wall clock minus the naive one."""
+    epoch = EPOCH_UTC if zulu else EPOCH
+    moments = map(datetime.fromisoformat, texts)
+    return map(floordiv, map(sub, moments, repeat(epoch)), repeat(MICROSECOND))
+
+
 def date_text(number: int) -> str:
     return date.fromordinal(number).isoformat()
 
@@ -129,15 +147,23 @@ class ColumnWriter:
         self._pending = 0  # rows in the block being filled
         self._position = 0
 
-    def add(self, columns: Sequence[Sequence[Any]], kinds: Sequence[str | None]) -> None:
-        """A batch: each column's typed values (None for null), and each column's type."""
+    def add(
+        self,
+        columns: Sequence[Sequence[Any]],
+        kinds: Sequence[str | None],
+        nulls: Sequence[int] | None = None,
+    ) -> None:
+        """A batch: each column's typed values (None for null), and each column's type; and
+        each column's count of nulls if the caller knows it (else it is counted)."""
         rows = len(columns[0]) if columns else 0
         start = 0
+        counts = nulls if nulls is not None else repeat(None)
         while start < rows:
             take = min(rows - start, BLOCK_ROWS - self._pending)
-            for column, values, kind in zip(self._columns, columns, kinds):
-                part = values if take == rows else values[start : start + take]
-                column.add(part, kind or "null", self._pending)
+            for column, values, kind, count in zip(self._columns, columns, kinds, counts):
+                whole = take == rows
+                part = values if whole else values[start : start + take]
+                column.add(part, kind or "null", self._pending, count if whole else None)
             self._pending += take
             start += take
             buffered = sum(c.buffered() for c in self._columns)
@@ -197,20 +223,33 @@ class _Column:
         self._text = 0  # characters in the dictionary
         self._cache: dict[Any, int] = {}  # date and datetime text -> its integer
         self._values: array[Any] | None = None  # None while every value so far is null
-        self._nulls = bytearray()  # 0/1 per row of the block
+        # 0/1 per row of the block, made when the block's first null comes (most columns have
+        # none: 64 KiB a column saved, a wide table's megabyte)
+        self._nulls: bytearray | None = None
+        self._rows = 0  # rows in the block
         self._null_count = 0
         self._extremes: tuple[Any, Any] | None = None  # the block's least and greatest value
 
     def buffered(self) -> int:
         values = self._values
-        return len(self._nulls) + (values.itemsize * len(values) if values is not None else 0)
+        # A byte a row for the null flags whether or not they are made: blocks are cut where
+        # they always were.
+        return self._rows + (values.itemsize * len(values) if values is not None else 0)
 
-    def add(self, values: Sequence[Any], kind: str, pending: int) -> None:
+    def add(self, values: Sequence[Any], kind: str, pending: int, nulls: int | None) -> None:
         # "None in" is a scan by identity: measured 1.5x cheaper than mapping is_ over a batch
-        # without nulls, which most are.
-        flags = bytes(map(is_, values, repeat(None))) if None in values else bytes(len(values))
-        nulls = flags.count(1)
-        self._nulls += flags
+        # without nulls, which most are; a count of nulls from the caller saves even that.
+        if nulls == 0 or (nulls is None and None not in values):
+            flags, nulls = b"", 0
+            if self._nulls is not None:
+                self._nulls += bytes(len(values))
+        else:
+            flags = bytes(map(is_, values, repeat(None)))
+            nulls = flags.count(1)
+            if self._nulls is None:
+                self._nulls = bytearray(self._rows)
+            self._nulls += flags
+        self._rows += len(values)
         self._null_count += nulls
         if not self.coded:
             return
@@ -228,7 +267,7 @@ class _Column:
             self.dictionary, self._cache = {}, {}
             return
         if nulls == len(values):  # nothing to widen or to bound: the nulls' zeros only
-            self._values.extend(numbers)
+            self._values += array(self._values.typecode, numbers)
             return
         present = list(compress(numbers, flags.translate(_FLIP))) if nulls else numbers
         low, high = min(present), max(present)
@@ -237,7 +276,9 @@ class _Column:
         self._extremes = (low, high)
         if kind != "number":
             self._widen(low, high)
-        self._values.extend(numbers)
+        # An array made from the list and appended whole: extend() with a list grows the
+        # array value by value (measured 2x slower).
+        self._values += array(self._values.typecode, numbers)
 
     def _numbers(self, values: Sequence[Any], kind: str, nulls: int) -> list[Any] | None:
         """The batch as integers (floats for numbers, codes for strings), 0 for nulls."""
@@ -249,15 +290,34 @@ class _Column:
             return self._codes(values)
         if kind == "datetime" and nulls < len(values):
             self.zulu = next(v for v in values if v is not None).endswith("Z")
-        convert = date_number if kind == "date" else datetime_number
         cache = self._cache
-        if len(cache) > 2 * BLOCK_ROWS:  # mostly unique datetimes: keep the cache bounded
-            cache.clear()
         fresh = set(values).difference(cache)
         fresh.discard(None)
-        cache.update(zip(fresh, map(convert, fresh)))
+        if len(fresh) > CACHE_MAX // 4 or 2 * len(fresh) > len(values):
+            # Mostly values not seen before (timestamps): convert the batch as it is, nulls
+            # as the epoch's text (0), keeping nothing.
+            if kind == "date":
+                return self._dates_uncached(values, nulls)
+            zero = "1970-01-01T00:00:00Z" if self.zulu else "1970-01-01T00:00:00"
+            texts: Iterable[str] = map({None: zero}.get, values, values) if nulls else values
+            return list(datetime_numbers(texts, self.zulu))
+        if len(cache) + len(fresh) > CACHE_MAX:
+            cache.clear()
+            fresh = set(values)
+            fresh.discard(None)
+        if kind == "date":
+            cache.update(zip(fresh, date_numbers(fresh)))
+        else:
+            cache.update(zip(fresh, datetime_numbers(fresh, self.zulu)))
         cache[None] = 0
         return list(map(cache.__getitem__, values))
+
+    def _dates_uncached(self, values: Sequence[Any], nulls: int) -> list[int]:
+        """A batch of mostly new dates as ordinals, 0 for nulls."""
+        if not nulls:
+            return list(date_numbers(values))
+        texts: Iterable[str] = map({None: "0001-01-01"}.get, values, values)  # 1, made 0 below
+        return list(map(mul, date_numbers(texts), map(is_not, values, repeat(None))))
 
     def _codes(self, values: Sequence[Any]) -> list[int] | None:
         dictionary = self.dictionary
@@ -282,9 +342,10 @@ class _Column:
     def end_block(self, rows: int) -> tuple[bytes, list[Any] | None]:
         """The block's segment and its entry (after offset, length, crc), or None if the column
         is not coded; the column starts a new block."""
-        values, flags, nulls = self._values, bytes(self._nulls), self._null_count
+        values, nulls = self._values, self._null_count
+        flags = bytes(self._nulls) if self._nulls is not None else b""
         extremes = self._extremes
-        self._values, self._nulls, self._null_count = None, bytearray(), 0
+        self._values, self._nulls, self._null_count, self._rows = None, None, 0, 0
         self._extremes = None
         if not self.coded:
             return b"", None

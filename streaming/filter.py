@@ -343,7 +343,7 @@ def _needle(kind: str, value: Any) -> bytes:
         return b"true" if value else b"false"
     if kind == "integer" and isinstance(value, int):
         return str(value).encode()
-    if kind == "number":
+    if kind == "number" and value != 0:  # 0.0 equals -0.0, which is stored as written
         return orjson.dumps(float(value))
     return b""
 

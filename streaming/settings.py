@@ -123,8 +123,9 @@ class Settings:
     )
     sync_stats_process: bool | None = _setting(
         "auto",
-        "Keep a sync's column statistics in a second process, on a second CPU: auto (files of "
-        "4 MiB or more), on or off (one process: slower, about 5 MiB less memory).",
+        "Keep a sync's column statistics and column files in a second process, on a second "
+        "CPU: auto (files of 4 MiB or more), on or off (one process: slower, about 6 MiB less "
+        "memory).",
         _auto_flag,
     )
     csv_field_limit_kb: int = _setting(

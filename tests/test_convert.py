@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streaming import column_store
 from streaming.coerce import NULL_MARKERS, infer
 from streaming.convert import (
     BATCH_ROWS,
@@ -562,7 +563,18 @@ SECOND_PROCESS_TABLES = {
     + "2024-01-01T10:00:00Z\n",
     "booleans and dates": "f,d\n"
     + "".join(f"{i % 3 == 0},2024-02-{1 + i % 28:02d}\n" for i in range(5000)),
+    "floats, datetimes with Z, free text, nulls": "x,t,s\n"
+    + "".join(
+        f"{'' if i % 7 == 0 else -i / 3},2024-03-01T{i % 24:02d}:{i % 60:02d}:00.{i:06d}Z,"
+        f"{'NA' if i % 11 == 0 else f'free text {i}'}\n"
+        for i in range(9000)
+    ),
 }
+COLUMN_FILES = (column_store.META_NAME, column_store.DATA_NAME)
+
+
+def _written(out: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in names}
 
 
 @pytest.fixture
@@ -574,8 +586,8 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     built: list[object] = []
     real = tally.ForkedTally
 
-    def counted() -> object:
-        built.append(real())
+    def counted(*args: object) -> object:
+        built.append(real(*args))
         return built[-1]
 
     monkeypatch.setattr(tally.os, "sched_getaffinity", lambda pid: {0, 1})
@@ -584,16 +596,19 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
 
 @pytest.mark.parametrize("table", SECOND_PROCESS_TABLES, ids=list(SECOND_PROCESS_TABLES))
-def test_statistics_in_a_second_process_are_the_same(
-    tmp_path: Path, table: str, forks: list[object]
+def test_statistics_and_columns_in_a_second_process_are_the_same(
+    tmp_path: Path, table: str, forks: list[object], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Byte for byte: stats.json, columns.json and columns.bin (blocks of 4,096 rows, so the
+    tables cross blocks and a restart rewrites several)."""
+    monkeypatch.setattr(column_store, "BLOCK_ROWS", 4096)
     outputs = {}
     for parallel in (False, True):
         directory = tmp_path / str(parallel)
         directory.mkdir()
         conversion, rows = convert(directory, SECOND_PROCESS_TABLES[table], parallel=parallel)
-        stats = (directory / "out" / STATS_FILE).read_bytes()
-        outputs[parallel] = (conversion, rows, stats)
+        files = _written(directory / "out", (STATS_FILE, *COLUMN_FILES))
+        outputs[parallel] = (conversion, rows, files[STATS_FILE], files)
     assert forks  # the parallel run really had a second process
     assert outputs[True] == outputs[False]
     if table == "awkward":
@@ -640,8 +655,37 @@ def test_a_statistics_process_that_dies_costs_only_time(
     (tmp_path / "two").mkdir()
     assert convert(tmp_path / "two", text, parallel=True) == expected
     assert len(forks) == 1 and "in one process" in caplog.text
-    for name in (ROWS_FILE, STATS_FILE):
-        assert (tmp_path / "one/out" / name).read_bytes() == (
-            tmp_path / "two/out" / name
-        ).read_bytes()
+    names = (ROWS_FILE, STATS_FILE, *COLUMN_FILES)
+    assert _written(tmp_path / "one/out", names) == _written(tmp_path / "two/out", names)
     assert _children() == []
+
+
+def test_a_statistics_process_that_dies_mid_file_leaves_whole_columns(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    forks: list[object],
+) -> None:
+    """The child writes some blocks, then dies: the pass in one process writes them again."""
+    from streaming import tally
+
+    monkeypatch.setattr(column_store, "BLOCK_ROWS", 1024)
+    text = _awkward_table(20_000)
+    (tmp_path / "one").mkdir()
+    convert(tmp_path / "one", text, parallel=False)
+    real_end_batch, batches = tally.Tally.end_batch, [0]
+
+    def end_batch_then_die(self: tally.Tally) -> None:
+        real_end_batch(self)
+        batches[0] += 1
+        if self.writer is not None and batches[0] == 4 and os.getpid() != parent:
+            os._exit(3)
+
+    parent = os.getpid()
+    monkeypatch.setattr(tally.Tally, "end_batch", end_batch_then_die)
+    (tmp_path / "two").mkdir()
+    convert(tmp_path / "two", text, parallel=True)
+    assert len(forks) == 1 and "in one process" in caplog.text
+    assert _written(tmp_path / "one/out", COLUMN_FILES) == _written(
+        tmp_path / "two/out", COLUMN_FILES
+    )

@@ -1070,3 +1070,18 @@ def test_different_answers_have_different_etags(api: Api) -> None:
 def test_errors_are_not_cached_as_304(api: Api) -> None:
     response = api.get("rows", {"nope": "1"}, headers={"If-None-Match": "*"})
     assert_error(response, 400, "unknown_column")
+
+
+@pytest.mark.parametrize("hidden", [False, True], ids=["columns", "rows"])
+def test_zero_equals_negative_zero_on_both_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hidden: bool
+) -> None:
+    """-0.0 is stored as written; a filter on either zero finds both (as SQL does)."""
+    rillet = make_rillet(tmp_path / "data")
+    if hidden:
+        monkeypatch.setattr(streaming.query, "open_columns", lambda dataset: None)
+    with app_client(rillet) as client:
+        dataset = upload(client, rillet, "f\n0.0\n-0.0\n1.5\n")
+        for value in ("0", "-0.0", "0.0"):
+            got = client.get(f"/datasets/{dataset}/rows", params={"f": value, "count": "1"})
+            assert got.json()["total"] == 2, value
