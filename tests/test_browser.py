@@ -214,6 +214,33 @@ def test_a_person_walks_through_every_view(browser: Browser, tmp_path: Path) -> 
 
 
 SHOTS = ("table", "stats", "charts", "ask")
+# What the look-alike model says of seattle-weather in the Ask shot; the numbers in the shot's
+# table are the server's own, from the query the reply carries.
+WEATHER_INSIGHTS = orjson.dumps(
+    {
+        "insights": [
+            {
+                "title": "Sun is the most common weather",
+                "detail": "Fog and rain follow it; drizzle and snow are rare.",
+                "columns": ["weather"],
+            },
+            {
+                "title": "Precipitation is skewed",
+                "detail": "Most days have none; a few wet days carry most of it.",
+                "columns": ["precipitation"],
+            },
+        ]
+    }
+).decode()
+WEATHER_CHAT = orjson.dumps(
+    {
+        "reply": "Here are the days of each weather, most common first.",
+        "query": {
+            "route": "groupby",
+            "params": {"by": "weather", "agg": "count,mean:temp_max", "sort": "-count"},
+        },
+    }
+).decode()
 
 
 def test_screenshots_of_each_view_on_a_real_dataset(browser: Browser, tmp_path: Path) -> None:
@@ -236,9 +263,15 @@ def test_screenshots_of_each_view_on_a_real_dataset(browser: Browser, tmp_path: 
         "charts": lambda d: len(d.find_elements(By.CSS_SELECTOR, ".recommended .vega svg")) >= 2,
         "ask": lambda d: d.find_elements(By.CSS_SELECTOR, ".insights li"),
     }
+    b.groq.script(Reply(content=WEATHER_INSIGHTS))
     for view in SHOTS:
         b.driver.get(f"{b.base_url}/#/d/{dataset}/{view}?date__gte=2015-01-01")
         b.wait(ready[view], timeout=30)
+        if view == "ask":  # a question asked, its answer and its query's result on screen
+            b.groq.script(Reply(content=WEATHER_CHAT))
+            b.find("#message").send_keys("Which weather is most common?")
+            b.find(".chat button[type=submit]").click()
+            b.wait(lambda d: d.find_elements(By.CSS_SELECTOR, ".answer table tbody tr"))
         b.driver.save_screenshot(str(out / f"page-{view}.png"))
     assert b.console_errors() == []
     for name in ("datasets", *SHOTS):
