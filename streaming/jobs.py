@@ -117,6 +117,21 @@ class Jobs:
         self._enqueue(job_id)
         return job
 
+    def retry(self, job_id: str) -> dict[str, Any]:
+        """Queue a finished job again, as new (a source fetched again); the caller holds its
+        lock, so no worker is running it."""
+        job = self.update(
+            job_id,
+            status="queued",
+            error=None,
+            attempts=0,
+            started_at=None,
+            finished_at=None,
+            progress=progress(0, 0, 0),
+        )
+        self._enqueue(job_id)
+        return job
+
     def delete(self, job_id: str) -> None:
         """Forget a job that is not running (its record, queue marker and upload)."""
         for marker in self._markers(job_id):
