@@ -195,7 +195,9 @@ class Jobs:
     def settle(self, claim: Claim) -> None:
         """Give up a claimed job whose outcome is recorded: drop its marker and upload."""
         _unlink(self._running / claim.job_id)
-        _unlink(self.store.upload_path(claim.job_id))
+        upload = self.store.upload_path(claim.job_id)
+        _unlink(upload)
+        _unlink(upload.with_name(upload.name + ".part"))  # a source's fetch cut by a crash
         claim.release()
 
     def requeue(self, claim: Claim, count_attempt: bool = False) -> None:
