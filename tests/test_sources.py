@@ -388,3 +388,15 @@ def test_a_source_through_the_real_server_keeps_its_secrets_out_of_the_log(
 
 def _finished(job: dict[str, Any]) -> dict[str, Any] | None:
     return job if job["status"] in ("done", "failed") else None
+
+
+def test_a_source_takes_the_upload_options(
+    allowed: tuple[Rillet, httpx.Client], origin: FakeOrigin
+) -> None:
+    app, client = allowed
+    job = _sync(app, client, origin.url("/open.csv"), header=False, types="column_2:string")
+    assert job["status"] == "done", job
+    meta = client.get(f"/datasets/{job['dataset_id']}").json()
+    columns = {c["name"]: c["type"] for c in meta["columns"]}
+    assert columns == {"column_1": "string", "column_2": "string"}
+    assert meta["rows"] == 4 and meta["name"] == "open.csv"
