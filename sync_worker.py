@@ -137,12 +137,32 @@ class Worker:
             self.jobs.settle(claim)
             return
         self.jobs.start(claim)
+        if not self._fetch_source(claim):
+            return
         if self.in_process:
             sync_job(self.settings, claim.job_id)
             why = "its sync stopped"
         else:
             why = self._sync_in_child(claim)
         self.jobs.conclude(claim, self.settings.sync_attempts, why, stopping=self._stop.is_set())
+
+    def _fetch_source(self, claim: Claim) -> bool:
+        """A source's body into the job's upload file, here in the loop's thread so the sync
+        process never loads httpx; False when the fetch failed the job (recorded, settled)."""
+        job = self.jobs.get(claim.job_id)
+        dest = self.store.upload_path(claim.job_id)
+        if "url" not in job["source"] or dest.exists():  # an upload, or fetched already
+            return True
+        from streaming.fetch import fetch_job_source  # httpx: only in this process
+
+        try:
+            fetch_job_source(self.settings, self.jobs, job)
+        except Exception as exc:
+            if not isinstance(exc, RilletError):
+                log.exception("worker: fetching the source of %s failed", claim.job_id)
+            self.jobs.finish(claim, status="failed", error=job_error(exc))
+            return False
+        return True
 
     def _sync_in_child(self, claim: Claim) -> str:
         """Run ``sync_job`` in a child process; why it ended, should the record not say."""

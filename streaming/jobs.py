@@ -117,6 +117,21 @@ class Jobs:
         self._enqueue(job_id)
         return job
 
+    def retry(self, job_id: str) -> dict[str, Any]:
+        """Queue a finished job again, as new (a source fetched again); the caller holds its
+        lock, so no worker is running it."""
+        job = self.update(
+            job_id,
+            status="queued",
+            error=None,
+            attempts=0,
+            started_at=None,
+            finished_at=None,
+            progress=progress(0, 0, 0),
+        )
+        self._enqueue(job_id)
+        return job
+
     def delete(self, job_id: str) -> None:
         """Forget a job that is not running (its record, queue marker and upload)."""
         for marker in self._markers(job_id):
@@ -180,7 +195,9 @@ class Jobs:
     def settle(self, claim: Claim) -> None:
         """Give up a claimed job whose outcome is recorded: drop its marker and upload."""
         _unlink(self._running / claim.job_id)
-        _unlink(self.store.upload_path(claim.job_id))
+        upload = self.store.upload_path(claim.job_id)
+        _unlink(upload)
+        _unlink(upload.with_name(upload.name + ".part"))  # a source's fetch cut by a crash
         claim.release()
 
     def requeue(self, claim: Claim, count_attempt: bool = False) -> None:

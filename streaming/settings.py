@@ -139,6 +139,18 @@ class Settings:
         "mdy (month first) or dmy. Dotted dates (NN.NN.YYYY) are day first unless values say.",
         _date_order,
     )
+    source_allow_private: bool = _setting(
+        "0",
+        "Let dataset sources be on loopback, private, link-local or other non-public addresses "
+        "(a source on the same network); refused by default.",
+        _flag,
+    )
+    source_timeout: float = _setting(
+        "30",
+        "Seconds a source may take to connect, answer or send its next chunk; past it the "
+        "fetch fails (source_timeout).",
+        _positive_float,
+    )
     csv_safe: bool = _setting(
         "on",
         "CSV safe for spreadsheets: a text cell starting = + - @ tab or CR gets a leading '.",

@@ -31,7 +31,11 @@ OPEN_ROUTES = [(r.method, r.path) for r in TABLE if r.scope is None]
 def test_only_health_and_the_page_go_without_a_key() -> None:
     """The page and its files hold no data: it asks for a key before it shows any."""
     assert OPEN_ROUTES == [("GET", "/"), ("GET", "/static/<path:path>"), ("GET", "/health")]
-    assert WRITE_ROUTES == [("DELETE", "/datasets/{id}"), ("POST", "/datasets")]
+    assert WRITE_ROUTES == [
+        ("DELETE", "/datasets/{id}"),
+        ("POST", "/datasets"),
+        ("POST", "/datasets/{id}/sync"),
+    ]
 
 
 @pytest.fixture

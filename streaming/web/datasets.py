@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from charts.chat import event
-from streaming import metadata, params
+from streaming import metadata, params, sources
 from streaming.convert import WIDE_ENCODINGS, resolve_encoding
 from streaming.errors import NotFound, NotReady
 from streaming.jobs import PUBLIC_FIELDS
@@ -28,10 +28,11 @@ from streaming.web.exchange import (
     raw_json,
 )
 from streaming.web.openapi import Doc, errors, json_content, param, ref
+from streaming.web.sources import SOURCE_BODY, create
 from streaming.web.state import Rillet
 
 UPLOAD = Doc(
-    "Upload a CSV (write scope)",
+    "Upload a CSV, or name a source URL to fetch (JSON body; write scope)",
     {"202": json_content(ref("Accepted"), "Queued for sync"), **errors(400, 413, 415, 422)},
     (
         param("name", {"type": "string"}, "Dataset name (raw bodies)."),
@@ -59,14 +60,19 @@ UPLOAD = Doc(
             "text/csv": {"schema": {"type": "string"}},
             "application/gzip": {"schema": {"type": "string", "format": "binary"}},
             "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            "application/json": {"schema": SOURCE_BODY},
         },
     },
 )
 
 
 def upload(rillet: Rillet, call: Call) -> Answer:
-    """Spool the body to disk (capped, hashed on the way), queue its sync, answer 202."""
+    """Spool the body to disk (capped, hashed on the way), queue its sync, answer 202. A JSON
+    body names a source URL instead (``streaming.web.sources``)."""
     values = call.params
+    if call.header("Content-Type").partition(";")[0].strip().lower() == "application/json":
+        params.only(values, ())
+        return create(rillet, call)
     params.only(values, ("name", "delimiter", "encoding", *OPTIONS))
     delimiter = params.delimiter(values)
     reading = upload_options(values)  # a wrong type name is a 400 before a byte is stored
@@ -175,6 +181,7 @@ def delete(rillet: Rillet, call: Call) -> Answer:
         )
     try:
         deleted = store.delete(dataset_id)
+        sources.forget(store.root, dataset_id)
         if jobs.find(job_id) is not None:
             jobs.delete(job_id)  # a queued upload, or the record of a finished one
             deleted = True

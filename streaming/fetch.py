@@ -1,0 +1,231 @@
+"""Fetch a dataset's source URL into its upload spool file: the worker's first step for a
+source, before the sync reads the file as it reads an upload.
+
+Run by the worker loop in its own thread, never in the sync process (which stays free of httpx
+and OpenSSL). The fetch is waiting on a socket, not Python work: the body is written in 64 KiB
+chunks as it comes, counted, capped at MAX_UPLOAD_MB and hashed on the way, into ``DEST.part``,
+renamed to ``DEST`` only once whole, so nothing half-fetched is ever synced.
+
+Address rules (``streaming.sources``) are checked three times: when the dataset is created, on
+each redirect's URL, and at connect time by ``GuardedBackend``, the httpcore network backend
+every connection goes through: it resolves the host itself, refuses the connection if any
+address is refused, and connects to the address it checked (TLS still names the host, for SNI
+and the certificate), so a name that answers a public address to the check and a private one
+to the connection has nothing to slip through. Errors (each fails the job)::
+
+    source_failed        a non-2xx answer, a refused connection, a cut body
+    source_timeout       no answer, or a stalled body, within SOURCE_TIMEOUT seconds
+    source_not_csv       an HTML page (Content-Type text/html, or a body starting <html)
+    source_redirects     more than MAX_REDIRECTS redirects
+    source_not_allowed   an address sources may not reach
+    too_large            a body past MAX_UPLOAD_MB
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import ssl
+import urllib.parse
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpcore
+import httpx
+
+from streaming.errors import PayloadTooLarge, RilletError
+from streaming.jobs import Jobs, progress
+from streaming.settings import Settings
+from streaming.sources import check_address, check_url, load_secrets, mask_url, resolve
+from streaming.store import utc_now
+
+MAX_REDIRECTS = 5
+CHUNK = 65536
+# httpx logs every request line, full URL included, at INFO: a signed query string would land
+# in the log. Its warnings still pass.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class SourceFailed(RilletError):
+    status = 502
+    code = "source_failed"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    bytes: int
+    sha256: str
+    etag: str | None
+    last_modified: str | None
+
+
+class GuardedBackend(httpcore.SyncBackend):
+    """Connects only to addresses the rules allow, checked as the socket is opened."""
+
+    def __init__(self, allow_private: bool) -> None:
+        self.allow_private = allow_private
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        addresses = resolve(host, port)
+        if not self.allow_private:
+            for address in addresses:
+                check_address(address)
+        error: Exception | None = None
+        for address in addresses:
+            try:
+                # The checked address, not the name: nothing resolves it a second time.
+                return super().connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"no address for {host!r}")
+
+
+def guarded_client(allow_private: bool, timeout: float) -> httpx.Client:
+    """An httpx client whose every connection goes through ``GuardedBackend``; no proxies
+    from the environment (a proxy would connect for us, unchecked), no redirects of its own."""
+    transport = httpx.HTTPTransport(retries=0)
+    # httpx takes no network backend, so its pool is replaced by one with ours (same TLS).
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=ssl.create_default_context(),
+        network_backend=GuardedBackend(allow_private),
+        retries=0,
+    )
+    return httpx.Client(
+        transport=transport,
+        trust_env=False,
+        follow_redirects=False,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+    )
+
+
+def fetch(
+    url: str,
+    headers: dict[str, str],
+    dest: Path,
+    *,
+    max_bytes: int,
+    allow_private: bool,
+    timeout: float,
+) -> Fetched:
+    """GET ``url`` (redirects followed by hand, each checked) into ``dest``; SourceFailed or
+    another RilletError says why not, with the URL masked and no header value."""
+    origin = _origin(url)
+    with guarded_client(allow_private, timeout) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            host, port = check_url(url)
+            if not allow_private:
+                for address in resolve(host, port):
+                    check_address(address)
+            # The headers go to the origin the dataset named, never to where it redirects.
+            sent = headers if _origin(url) == origin else {}
+            try:
+                with client.stream("GET", url, headers=sent) as answer:
+                    if answer.is_redirect and "location" in answer.headers:
+                        url = str(answer.url.join(answer.headers["location"]))
+                        continue
+                    return _store(answer, dest, max_bytes)
+            except httpx.TimeoutException:
+                raise SourceFailed(
+                    f"{mask_url(url)} did not answer within {timeout:g} seconds",
+                    code="source_timeout",
+                ) from None
+            except httpx.HTTPError as exc:
+                raise SourceFailed(
+                    f"fetching {mask_url(url)} failed ({type(exc).__name__}: the connection "
+                    "was refused, reset or cut)"
+                ) from None
+    raise SourceFailed(
+        f"the source redirected more than {MAX_REDIRECTS} times", code="source_redirects"
+    )
+
+
+def _store(answer: httpx.Response, dest: Path, max_bytes: int) -> Fetched:
+    """Check the answer, then stream its body to ``dest`` whole or not at all."""
+    shown = mask_url(str(answer.url))
+    if not answer.is_success:
+        raise SourceFailed(f"{shown} answered {answer.status_code} {answer.reason_phrase}")
+    kind = answer.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if kind in ("text/html", "application/xhtml+xml"):
+        raise _html(shown)
+    length = answer.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise _too_large(max_bytes)
+    part = dest.with_name(dest.name + ".part")
+    digest, size = hashlib.sha256(), 0
+    try:
+        with part.open("wb") as out:
+            # Decoded bytes (a gzip Content-Encoding undone): the cap is on what is stored.
+            for chunk in answer.iter_bytes(CHUNK):
+                head = chunk.lstrip()[:9].lower() if size == 0 else b""
+                if head.startswith((b"<!doctype", b"<html")):
+                    raise _html(shown)
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _too_large(max_bytes)
+                digest.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise SourceFailed(f"{shown} answered an empty body", code="empty_file")
+        os.replace(part, dest)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    headers = answer.headers
+    return Fetched(size, digest.hexdigest(), headers.get("etag"), headers.get("last-modified"))
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or ""), parts.port
+
+
+def _html(shown: str) -> SourceFailed:
+    return SourceFailed(
+        f"{shown} answered an HTML page, not a CSV (a login page or an error page?)",
+        code="source_not_csv",
+    )
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the source's body exceeds the limit of {max_bytes / 2**20:g} MiB",
+        limit_bytes=max_bytes,
+    )
+
+
+def fetch_job_source(settings: Settings, jobs: Jobs, job: dict[str, Any]) -> None:
+    """Fetch a queued source job's URL into its upload file and record what was fetched in
+    its ``source`` (the masked URL, size, hash, ETag, Last-Modified, when)."""
+    store = jobs.store
+    secrets = load_secrets(store.root, job["dataset_id"])
+    if secrets is None:
+        raise SourceFailed("the source's URL is no longer stored", code="no_source")
+    fetched = fetch(
+        secrets["url"],
+        secrets["headers"],
+        store.upload_path(job["id"]),
+        max_bytes=settings.max_upload_mb * 2**20,
+        allow_private=settings.source_allow_private,
+        timeout=settings.source_timeout,
+    )
+    source = {
+        **job["source"],
+        "bytes": fetched.bytes,
+        "sha256": fetched.sha256,
+        "etag": fetched.etag,
+        "last_modified": fetched.last_modified,
+        "checked_at": utc_now(),
+    }
+    jobs.update(job["id"], source=source, progress=progress(0, fetched.bytes, 0))

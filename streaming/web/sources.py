@@ -1,0 +1,110 @@
+"""Datasets from a source URL: create one (``POST /datasets`` with a JSON body) and fetch it
+again now (``POST /datasets/ID/sync``). The worker fetches (``streaming.fetch``); these only
+check and queue, and load no httpx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streaming import sources
+from streaming.errors import NotFound, NotReady
+from streaming.store import Store, check_dataset_id
+from streaming.web.exchange import Answer, Call, json_answer
+from streaming.web.openapi import Doc, errors, json_content, ref
+from streaming.web.state import Rillet
+
+SOURCE_BODY = {
+    "type": "object",
+    "required": ["source"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "source": {
+            "type": "object",
+            "required": ["url"],
+            "additionalProperties": False,
+            "properties": {
+                "url": {"type": "string", "format": "uri"},
+                "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+                "every": {"type": ["integer", "null"], "minimum": sources.MIN_EVERY},
+                **{name: {"type": "string"} for name in sources.READING_FIELDS},
+                "header": {"type": ["string", "boolean"]},
+            },
+        },
+        "notify": {"type": "null", "description": "Webhooks: not supported yet."},
+    },
+}
+
+
+def create(rillet: Rillet, call: Call) -> Answer:
+    """Check a source request whole, keep its secrets 0600, queue its fetch; 202."""
+    request = sources.parse_request(
+        call.body(sources.BODY_LIMIT), allow_private=rillet.settings.source_allow_private
+    )
+    ids = rillet.store.new_ids()
+    sources.save_secrets(rillet.store.root, ids.dataset, request.url, request.headers)
+    source = {
+        "url": sources.mask_url(request.url),
+        "every": request.every,
+        "etag": None,
+        "last_modified": None,
+        "checked_at": None,
+        "filename": request.name,
+        "bytes": 0,
+        "sha256": None,
+    }
+    rillet.jobs.create(ids.job, ids.dataset, request.name, source, request.options)
+    rillet.wake()
+    return _accepted(ids.dataset, request.name, ids.job)
+
+
+SYNC = Doc(
+    "Fetch a dataset's source again now (write scope)",
+    {"202": json_content(ref("Accepted"), "Queued for sync"), **errors(404, 409)},
+)
+
+
+def sync(rillet: Rillet, call: Call) -> Answer:
+    """Queue a fetch of the dataset's source: 409 ``no_source``, ``sync_running``, or
+    ``not_supported_yet`` for a dataset already synced (replacing it is the versions work)."""
+    dataset_id = check_dataset_id(call.args["dataset_id"])
+    if call.header("Content-Length").strip() not in ("", "0") or call.header("Transfer-Encoding"):
+        raise NotReady(
+            "new data in the request body is not supported yet; POST without a body "
+            "fetches the source again",
+            code="not_supported_yet",
+        )
+    store, jobs = rillet.store, rillet.jobs
+    job_id = Store.job_of(dataset_id)
+    job = jobs.find(job_id)
+    if job is None and not store.is_ready(dataset_id):
+        raise NotFound(f"dataset {dataset_id!r} does not exist")
+    if sources.load_secrets(store.root, dataset_id) is None or job is None:
+        raise NotReady(f"dataset {dataset_id!r} has no source to fetch", code="no_source")
+    claim = jobs.lock(job_id)  # held while deciding, so no worker claims it meanwhile
+    if claim is not None:
+        job = jobs.get(job_id)  # as it stands now that no worker can change it
+    if claim is None or job["status"] in ("queued", "running"):
+        if claim:
+            claim.release()
+        raise NotReady(f"dataset {dataset_id!r} is being synced", code="sync_running")
+    try:
+        if store.is_ready(dataset_id):
+            raise NotReady(
+                "fetching again a dataset that is already synced is not supported yet (it "
+                "comes with versions); a source whose fetch failed can be fetched again",
+                code="not_supported_yet",
+            )
+        jobs.retry(job_id)
+    finally:
+        claim.release()
+    rillet.wake()
+    return _accepted(dataset_id, job["name"], job_id)
+
+
+def _accepted(dataset_id: str, name: str, job_id: str) -> Answer:
+    body: dict[str, Any] = {
+        "dataset": {"id": dataset_id, "name": name, "status": "queued"},
+        "job": {"id": job_id, "status": "queued", "url": f"/jobs/{job_id}"},
+    }
+    return json_answer(body, status=202)
