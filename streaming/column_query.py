@@ -19,11 +19,13 @@ picked with ``itertools.compress`` and reduced with ``sum``/``min``/``max``/``so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import compress, islice, repeat
 from operator import is_not, le, lt, neg
 from typing import Any
+
+import orjson
 
 from streaming.column_filter import ColumnSelection
 from streaming.column_read import ColumnReader, to_flags
@@ -122,25 +124,57 @@ def _keys(reader: ColumnReader, position: int, block: int, ranks: list[int] | No
     return segment.integers()
 
 
-def statistics(selection: ColumnSelection, positions: Sequence[int]) -> tuple[int, dict[str, Any]]:
+def statistics(
+    selection: ColumnSelection, positions: Sequence[int], rows: RowReader | None = None
+) -> tuple[int, dict[str, Any]]:
     """The number of matching rows and the STATS of the columns at ``positions`` over them
-    (``scan.statistics``, for the columns asked)."""
+    (``scan.statistics``, for the columns asked). A column the columns do not hold (free text)
+    is read from the matching rows alone, by ``rows`` (``rows(first, stop)``: the stored rows
+    ``[first, stop)``), a slice of a block at a time: only those rows are decoded."""
     reader = selection.reader
     kinds = reader.kinds
     stats = {p: ColumnStats(kinds[p]) for p in positions}
+    unstored = [p for p in positions if not reader.coded(p)]
+    if unstored and rows is None:
+        raise ValueError("columns that are not stored need a reader of the rows")
     matched = 0
     for block, mask in selection.masks():
         matched += mask.bit_count()
         for p, column_stats in stats.items():
-            values = reader.values(p, block, mask)
-            # In batches the size the row path feeds: the quantile sketch keeps a share of each
-            # batch, and a whole block at once measured coarser quantiles.
-            for start in range(0, len(values), STATS_BATCH):
-                batch = values[start : start + STATS_BATCH]
-                present = list(filter(_PRESENT, batch)) if None in batch else batch
-                column_stats.update(present, len(batch) - len(present))
+            if p not in unstored:
+                _feed(column_stats, reader.values(p, block, mask))
+        if unstored and rows is not None:
+            _feed_from_rows(reader, block, mask, rows, {p: stats[p] for p in unstored})
     names = reader.dataset.names
     return matched, {names[p]: s.result() for p, s in stats.items()}
+
+
+RowReader = Callable[[int, int], list[bytes]]
+
+
+def _feed(column_stats: ColumnStats, values: list[Any]) -> None:
+    # In batches the size the row path feeds: the quantile sketch keeps a share of each batch,
+    # and a whole block at once measured coarser quantiles.
+    for start in range(0, len(values), STATS_BATCH):
+        batch = values[start : start + STATS_BATCH]
+        present = list(filter(_PRESENT, batch)) if None in batch else batch
+        column_stats.update(present, len(batch) - len(present))
+
+
+def _feed_from_rows(
+    reader: ColumnReader, block: int, mask: int, rows: RowReader, stats: dict[int, ColumnStats]
+) -> None:
+    """Feed columns from the matching rows of one block, STATS_BATCH rows of the file at a time."""
+    first, count = reader.blocks[block]
+    flags = to_flags(mask, count)
+    for start in range(0, count, STATS_BATCH):
+        keep = flags[start : start + STATS_BATCH]
+        if not keep.count(1):
+            continue
+        lines = list(compress(rows(first + start, first + start + len(keep)), keep))
+        decoded: list[list[Any]] = orjson.loads(b"[" + b",".join(lines) + b"]")
+        for p, column_stats in stats.items():
+            _feed(column_stats, [row[p] for row in decoded])
 
 
 _PRESENT = partial(is_not, None)  # filter(_PRESENT, values): the non-null ones, in C

@@ -70,11 +70,13 @@ class Runner:
             return scan.statistics_json(dataset, selection, wanted)
         names = wanted if wanted is not None else dataset.names
         positions = sorted({*(dataset.names.index(n) for n in names), *_positions(selection)})
+        # The filters must be the columns' to test; a column they do not hold (free text) is
+        # read from the matching rows alone.
         found = self._either(
             dataset,
             selection,
-            positions,
-            lambda chosen: _named(column_query.statistics(chosen, positions), names),
+            _positions(selection),
+            lambda chosen: _named(column_query.statistics(chosen, positions, dataset.lines), names),
             lambda: None,
         )
         if found is None:

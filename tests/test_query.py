@@ -27,6 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import streaming.column_read
 import streaming.query
 import streaming.scan
 from server import Rillet
@@ -1078,10 +1079,41 @@ def test_zero_equals_negative_zero_on_both_paths(
 ) -> None:
     """-0.0 is stored as written; a filter on either zero finds both (as SQL does)."""
     rillet = make_rillet(tmp_path / "data")
-    if hidden:
-        monkeypatch.setattr(streaming.query, "open_columns", lambda dataset: None)
+    shown = streaming.column_read.open_columns  # the api fixture may have hidden them
+    monkeypatch.setattr(streaming.query, "open_columns", (lambda d: None) if hidden else shown)
     with app_client(rillet) as client:
         dataset = upload(client, rillet, "f\n0.0\n-0.0\n1.5\n")
         for value in ("0", "-0.0", "0.0"):
             got = client.get(f"/datasets/{dataset}/rows", params={"f": value, "count": "1"})
             assert got.json()["total"] == 2, value
+
+
+def test_filtered_stats_read_free_text_from_the_matching_rows_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A text column the columns do not hold (its dictionary would pass 1 MiB) is read from the
+    rows the columns matched, never by a scan; the answer is the row scan's."""
+    rng = random.Random(7)
+    lines = [
+        f"{i},{'ab'[i % 2]},{''.join(rng.choice('xyz ') for _ in range(600))}" for i in range(2_000)
+    ]
+    rillet = make_rillet(tmp_path / "data")
+    real_columns = streaming.column_read.open_columns  # the api fixture may have hidden them
+    monkeypatch.setattr(streaming.query, "open_columns", real_columns)
+    with app_client(rillet) as client:
+        dataset = upload(client, rillet, "n,kind,text\n" + "\n".join(lines) + "\n")
+        url = f"/datasets/{dataset}/stats"
+        params = {"kind": "b", "n__lt": "1500"}
+        scanned: list[int] = []
+        real = streaming.scan.blocks
+        monkeypatch.setattr(streaming.scan, "blocks", lambda *a: scanned.append(1) or real(*a))
+        from_columns = client.get(url, params=params).json()
+        assert scanned == []
+        monkeypatch.setattr(streaming.query, "open_columns", lambda dataset: None)
+        from_rows = client.get(url, params=params).json()
+        assert scanned
+    assert from_columns["rows_matched"] == from_rows["rows_matched"] == 750
+    for name in ("n", "kind", "text"):
+        a, b = from_columns["columns"][name], from_rows["columns"][name]
+        for field in ("count", "nulls", "min_length", "max_length", "min", "max", "sum"):
+            assert a.get(field) == b.get(field), (name, field)
