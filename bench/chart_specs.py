@@ -56,6 +56,7 @@ def synced(rows: int, root: Path) -> Dataset:
         "rows": done.rows,
         "columns": done.columns,
         "ready_at": "-",
+        "columns_format": done.columns_format,  # without it the columns are not read
     }
     store.publish(tmp, ids.dataset, meta)
     return Dataset(store, ids.dataset)
