@@ -362,6 +362,10 @@ def _fold(
     packed = _packed(value_planes + id_planes + skipped, part.rows)
     # Few distinct (id, value) pairs (a distance by carrier): count them in C and fold the
     # pairs, not the rows; measured 4x faster than the sort on flights. Else one sort.
+    # A first look at a few thousand rows decides, so a column of many pairs never builds a
+    # Counter the size of the part (measured: +2 MiB above idle on a 5,840-group group-by).
+    if position not in totals.uncounted and len(Counter(packed[:_LOOK])) > _LOOK // 4:
+        totals.uncounted.add(position)
     if position not in totals.uncounted:
         counted = Counter(packed)
         if len(counted) <= part.rows // _PAIRS_FEW:
@@ -405,6 +409,7 @@ def _fold(
             totals.distinct(position, g, map(value, map(sub, distinct, repeat(base))))
 
 
+_LOOK = 4096  # rows of a part looked at before counting its pairs
 _PAIRS_FEW = 16  # counted when there are at most a sixteenth as many (id, value) pairs as rows
 
 
