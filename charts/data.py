@@ -209,8 +209,69 @@ def aggregate(
             dataset, query, [k.position for k in keys], aggregates, max_groups
         )
         return Groups(rows, "groupby", truncated)
+    folded = _folded_groups(dataset, query, keys, measure, stats, max_groups)
+    if folded is not None:
+        return Groups(folded, "groupby")
     rows, truncated = _buckets(dataset, query, keys, measure, max_groups)
     return Groups(rows, "buckets", truncated)
+
+
+def _folded_groups(
+    dataset: Dataset,
+    query: Selection,
+    keys: Sequence[Key],
+    measure: Measure,
+    stats: dict[str, Any],
+    max_groups: int,
+) -> list[dict[str, Any]] | None:
+    """Bucketed groups made by grouping the keys' exact values (from the columns, where they
+    answer) and folding those groups into their buckets: a date's days into weeks or months,
+    an integer's values into bins. None when that would not do: too many exact values, or a
+    mean over a column with nulls (its groups say their rows, not their values)."""
+    names = [dataset.names[k.position] for k in keys]
+    distinct = math.prod((stats.get(n) or {}).get("distinct") or max_groups for n in names)
+    if distinct > max_groups // 2 or any(k.kind in ("number", "datetime") for k in keys):
+        return None  # many exact values: one scan into buckets is cheaper than groups of them
+    nulls = (stats.get(measure.column or "") or {}).get("nulls")
+    if measure.function == "mean" and nulls != 0:
+        return None
+    function = "sum" if measure.function == "mean" else measure.function
+    aggregates = [Aggregate("count", None, None)]
+    if measure.function != "count":
+        aggregates.append(Aggregate(function, measure.column, measure.position))
+    field_name = aggregates[-1].name
+    if "count" in names or field_name in names or len(set(names)) < len(names):
+        return None  # the engine's fields would overwrite each other
+    positions = [k.position for k in keys]
+    groups, truncated = RUNNER.groups(dataset, query, positions, aggregates, max_groups)
+    if truncated:
+        return None
+    cells: dict[tuple[Any, ...], _Cell] = {}
+    for group in groups:
+        key = tuple(k.bucket(group[n]) for k, n in zip(keys, names))
+        cell = cells.setdefault(key, _Cell())
+        cell.count += group["count"]
+        if measure.function != "count" and group.get(field_name) is not None:
+            _fold_group(cell, group[field_name], group["count"], function)
+    out = []
+    for key, cell in cells.items():
+        row: dict[str, Any] = dict(zip([k.column for k in keys], key))
+        row["count"] = cell.count
+        if measure.function != "count":
+            row[measure.name] = _value(cell, measure.function)
+        out.append(row)
+    return out
+
+
+def _fold_group(cell: _Cell, value: Any, rows: int, function: str) -> None:
+    """One exact value's group into its bucket's cell (a sum, a least or a most)."""
+    if function == "sum":
+        cell.total += value
+        cell.n += rows  # a mean's values: every row's, the column having no nulls
+        return
+    cell.n += 1
+    cell.low = value if cell.low is None else min(cell.low, value)
+    cell.high = value if cell.high is None else max(cell.high, value)
 
 
 def _counted(column: str, s: dict[str, Any]) -> list[dict[str, Any]] | None:

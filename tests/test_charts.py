@@ -690,3 +690,39 @@ def test_parameters_are_checked_without_reading_rows(
         validate(dataset, query, "line", "ts", "price", "category", "mean", None)
         with pytest.raises(BadRequest, match="needs x"):
             validate(dataset, query, "line", None, "price", None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("mark", "params", "filters_"),
+    [
+        ("line", {"x": "date"}, {}),
+        ("line", {"x": "date", "y": "distance", "aggregate": "sum"}, {"carrier": "UA"}),
+        ("bar", {"x": "date", "y": "distance", "aggregate": "max"}, {}),
+        ("bar", {"x": "date", "y": "distance", "aggregate": "min", "color": "carrier"}, {}),
+        ("line", {"x": "date", "y": "arr_delay", "aggregate": "mean"}, {}),
+        ("line", {"x": "date", "y": "distance", "aggregate": "mean"}, {"origin": "JFK"}),
+    ],
+)
+def test_buckets_folded_from_exact_groups_equal_the_bucket_scan(
+    datasets: Data,
+    monkeypatch: pytest.MonkeyPatch,
+    mark: str,
+    params: dict[str, str],
+    filters_: dict[str, str],
+) -> None:
+    """Weeks and months made by folding the days' groups (from the columns) into buckets are
+    the buckets one scan of the rows makes."""
+    spec = make(datasets, "flights", mark, filters_, **params)
+    folded = spec["data"]["values"]
+    nulls = params.get("y") == "arr_delay"  # a mean over a column with nulls is not folded
+    assert spec["usermeta"]["rillet"]["source"] == ("buckets" if nulls else "groupby")
+    monkeypatch.setattr(charts.data, "_folded_groups", lambda *args: None)
+    scanned = make(datasets, "flights", mark, filters_, **params)["data"]["values"]
+    assert len(folded) == len(scanned)
+    for a, b in zip(folded, scanned):
+        assert a.keys() == b.keys()
+        for name in a:
+            if isinstance(a[name], float):
+                assert a[name] == pytest.approx(b[name], rel=1e-9), name
+            else:
+                assert a[name] == b[name], name
