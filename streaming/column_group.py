@@ -135,10 +135,14 @@ def group_by(
         flags = to_flags(mask, rows)
         if _layout(reader, by, block) != layout:
             seen, layout = {}, _layout(reader, by, block)
-        for start in range(0, rows, PART_ROWS):
+        # Each part costs Python work per group it holds: without a number key (whose floats
+        # are numbered part by part, the memory of it doubling with the part) parts are twice
+        # as long (measured: a 5,840-group answer 497 -> 405 ms, +1 MiB).
+        size = PART_ROWS if numbered else 2 * PART_ROWS
+        for start in range(0, rows, size):
             if numbered:
                 seen = {}
-            stop = min(rows, start + PART_ROWS)
+            stop = min(rows, start + size)
             part = _Part(reader, block, start, stop, flags, ranked, seen)
             if part.matched:
                 truncated |= _fold_part(part, by, measured, totals, numbers, max_groups)
