@@ -71,7 +71,10 @@ def serve(settings: Settings) -> None:
         sync_worker.run_in_thread(settings)
     _announce(settings, f"{settings.workers} processes")
     command = [sys.executable, str(Path(__file__).resolve()), "worker"]
-    Supervisor(command, sock, settings.workers).run()
+    supervisor = Supervisor(command, sock, settings.workers)
+    supervisor.run()
+    if supervisor.failed:
+        raise SettingError("the serving processes kept dying as they started: see the log above")
 
 
 def serve_worker(settings: Settings) -> None:
@@ -85,8 +88,9 @@ def serve_worker(settings: Settings) -> None:
 
 
 def _announce(settings: Settings, processes: str) -> None:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
     print(
-        f"Rillet {VERSION} on http://{settings.host}:{settings.port} "
+        f"Rillet {VERSION} on http://{host}:{settings.port} "
         f"(data in {settings.data_dir}; {processes})",
         flush=True,
     )

@@ -158,23 +158,29 @@ class Runner:
         from_columns: Callable[[ColumnSelection], Any],
         from_rows: Callable[[], Any],
     ) -> Any:
-        """``from_columns`` on the columns if they can answer, else ``from_rows``."""
+        """``from_columns`` on the columns if they can answer, else ``from_rows``.
+
+        Column files that prove damaged, or whose layout makes a kernel fail (columns.json
+        has no checksum of its own), give way to the rows: logged once a dataset, never a
+        wrong answer, never a 500 for what the rows can answer.
+        """
         try:
             reader = open_columns(dataset)
-            if reader is None:
-                return from_rows()
-            with reader:
-                chosen = ColumnSelection(reader, selection)
-                if not (chosen.possible and column_query.answerable(reader, positions)):
-                    return from_rows()
-                return from_columns(chosen)
-        except ColumnsDamaged as exc:
+            if reader is not None:
+                with reader:
+                    chosen = ColumnSelection(reader, selection)
+                    if chosen.possible and column_query.answerable(reader, positions):
+                        return from_columns(chosen)
+        except _DAMAGE as exc:
             if dataset.id not in _DAMAGED:
                 _DAMAGED.add(dataset.id)
-                log.error("%s; answering from the rows", exc.message)
-            return from_rows()
+                log.error(
+                    "the columns of %s cannot answer (%r); answering from the rows", dataset.id, exc
+                )
+        return from_rows()
 
 
+_DAMAGE = (ColumnsDamaged, ValueError, IndexError, KeyError, OverflowError)
 _DAMAGED: set[str] = set()  # datasets whose damaged columns were logged, once each
 
 

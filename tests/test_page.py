@@ -117,7 +117,9 @@ def test_every_answer_to_a_key_says_its_scope(rillet: Rillet) -> None:
     with app_client(rillet, key=READ_KEY) as reader, app_client(rillet, key=WRITE_KEY) as writer:
         assert reader.get("/datasets").headers["X-Key-Scope"] == "read"
         assert writer.get("/datasets").headers["X-Key-Scope"] == "write"
-        assert_error(reader.post("/datasets"), 403)  # a read key still cannot upload
+        refused = reader.post("/datasets")
+        assert_error(refused, 403)  # a read key still cannot upload, and is told what it is
+        assert refused.headers["X-Key-Scope"] == "read"
     with app_client(rillet, key=None) as bare:
         assert "X-Key-Scope" not in bare.get("/health").headers
         assert "X-Key-Scope" not in bare.get("/datasets").headers  # no key, no scope

@@ -1117,3 +1117,17 @@ def test_filtered_stats_read_free_text_from_the_matching_rows_alone(
         a, b = from_columns["columns"][name], from_rows["columns"][name]
         for field in ("count", "nulls", "min_length", "max_length", "min", "max", "sum"):
             assert a.get(field) == b.get(field), (name, field)
+
+
+@pytest.mark.parametrize("hidden", [False, True], ids=["columns", "rows"])
+def test_a_group_of_zeros_is_named_by_its_first_value_not_by_a_null(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hidden: bool
+) -> None:
+    rillet = make_rillet(tmp_path / "data")
+    shown = streaming.column_read.open_columns  # the api fixture may have hidden them
+    monkeypatch.setattr(streaming.query, "open_columns", (lambda d: None) if hidden else shown)
+    with app_client(rillet) as client:
+        dataset = upload(client, rillet, "k,v\n,1\n-0.0,2\n0.0,3\n1.5,4\n-0.0,5\n")
+        groups = client.get(f"/datasets/{dataset}/groupby", params={"by": "k"}).json()["groups"]
+    keys = [(str(g["k"]), g["count"]) for g in groups]
+    assert keys == [("None", 1), ("-0.0", 3), ("1.5", 1)]

@@ -236,6 +236,13 @@ def test_a_gzip_etag_gets_its_304_and_the_plain_one_too(client: httpx.Client, bi
     plain_tag = tag.replace("-gzip", "")
     plain, _ = raw_get(client, url, **{"Accept-Encoding": "identity", "If-None-Match": plain_tag})
     assert plain.status_code == 304 and plain.headers["etag"] == plain_tag
+    assert plain.headers["vary"] == "Accept-Encoding"
+    # A cache asking for a client without gzip may hold both copies: only the plain one fits.
+    both = f"{plain_tag}, {tag}"
+    cached, _ = raw_get(client, url, **{"Accept-Encoding": "identity", "If-None-Match": both})
+    assert cached.status_code == 304 and cached.headers["etag"] == plain_tag
+    gzip_only, body = raw_get(client, url, **{"Accept-Encoding": "identity", "If-None-Match": tag})
+    assert gzip_only.status_code == 200 and "content-encoding" not in gzip_only.headers
 
 
 def test_a_gzipped_export_streams_in_pieces(client: httpx.Client, rillet: Rillet) -> None:

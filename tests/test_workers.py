@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import READ_KEY, WRITE_KEY, RunningServer, start_server, stop, wait_for
+from streaming.web import workers
+from tests.conftest import (
+    READ_KEY,
+    ROOT,
+    WRITE_KEY,
+    RunningServer,
+    start_server,
+    stop,
+    wait_for,
+)
 from tests.fake_groq import Reply
 from tests.test_insights import chat_reply, served_with_llm, synced_over_http
 
@@ -116,3 +128,33 @@ def test_a_process_killed_mid_answer_leaves_the_other_serving(tmp_path: Path) ->
         assert [http.get("/health").status_code for _ in range(10)] == [200] * 10
         groq.script(Reply(content=chat_reply("Still here.")))
         assert http.post(chat, json={"message": "?"}).json()["reply"] == "Still here."
+
+
+def test_processes_that_die_as_they_start_stop_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deploy that breaks the serving processes ends the server (exit 1 from server.py),
+    rather than leave clients waiting in a backlog nobody serves."""
+    monkeypatch.setattr(workers, "RESTART_PAUSE", 0.01)
+    monkeypatch.setattr(workers, "CHECK_SECONDS", 0.01)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    supervisor = workers.Supervisor([sys.executable, "-c", "raise SystemExit(3)"], sock, 2)
+    supervisor.run()
+    assert supervisor.failed and supervisor.quick_deaths >= workers.GIVE_UP
+    assert sock.fileno() == -1  # closed: new connections are refused, not left waiting
+
+
+def test_a_process_whose_parent_died_while_it_started_exits() -> None:
+    """The parent's pid comes from the parent: a child that starts after its death (its
+    getppid() already 1) still sees it is gone."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    code = (
+        "import time; from streaming.web.workers import exit_with_parent; "
+        "exit_with_parent(); time.sleep(30)"
+    )
+    env = {**os.environ, workers.PARENT_PID: str(dead.pid)}
+    child = subprocess.run([sys.executable, "-c", code], env=env, timeout=20, cwd=ROOT)
+    assert child.returncode == 0

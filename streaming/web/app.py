@@ -48,16 +48,14 @@ def create_app(rillet: Rillet) -> bottle.Bottle:
 
 def _endpoint(rillet: Rillet, route: Route) -> Callable[..., Any]:
     def endpoint(**args: str) -> bottle.HTTPResponse:
+        scope = None
         try:
-            scope = None
             if route.scope is not None:
                 key = rillet.keys.identify(_presented_key())
+                scope = key.scope
                 KeyRing.require(key.scope, route.scope)
                 rillet.limiter.take(key.id)
-                scope = key.scope
             answer = route.handler(rillet, _call(args))
-            if scope is not None:  # what the key may do, so a client need not try (the page)
-                answer.headers["X-Key-Scope"] = scope
         except RilletError as exc:
             answer = error_answer(exc)
         except bottle.HTTPError:
@@ -70,6 +68,8 @@ def _endpoint(rillet: Rillet, route: Route) -> Callable[..., Any]:
                 traceback.format_exc(),
             )
             answer = error_answer(RilletError("internal error"))
+        if scope is not None:  # what the key may do, so a client need not try (the page)
+            answer.headers["X-Key-Scope"] = scope
         return bottle.HTTPResponse(answer.body, answer.status, answer.headers)
 
     endpoint.__name__ = route.handler.__name__
@@ -130,6 +130,11 @@ def _bottle_error(error: bottle.HTTPError) -> bytes:
         exc = BadRequest(f"the request could not be read: {error.body}", code="bad_body")
     elif error.status_code == 405:
         exc = MethodNotAllowed(f"{bottle.request.method} is not allowed on {bottle.request.path}")
+    elif isinstance(error.exception, RilletError):  # raised as the body began: its own status
+        exc = error.exception
+        bottle.response.status = exc.status
+        for name, value in getattr(exc, "headers", {}).items():
+            bottle.response.set_header(name, value)
     elif error.status_code == 500:
         log.error(
             "unhandled error in %s %s\n%s",

@@ -19,6 +19,7 @@ import orjson
 
 from streaming.errors import RilletError
 from streaming.memory import release_memory
+from streaming.web.compress import GZIP_SUFFIX, accepts_gzip
 
 JSON = "application/json; charset=utf-8"
 EVENT_HEADERS = {  # server-sent events: never cached, relayed by proxies as they come
@@ -26,7 +27,6 @@ EVENT_HEADERS = {  # server-sent events: never cached, relayed by proxies as the
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
 }
-GZIP_SUFFIX = "-gzip"  # streaming.web.compress names a gzip representation's ETag so
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,10 @@ def not_modified(etag: str, call: Call) -> Answer | None:
 
     The 304 names the tag the client presented, so the representation it caches stays named.
     """
-    gzip_tag = etag[:-1] + GZIP_SUFFIX + '"'
+    # The gzip representation's tag matches only for a client that takes gzip: a cache asking
+    # for a client that does not must not be told its gzip copy will do.
+    gzip_ok = accepts_gzip(call.header("Accept-Encoding"))
+    gzip_tag = etag[:-1] + GZIP_SUFFIX + '"' if gzip_ok else None
     for tag in (t.strip() for t in call.header("If-None-Match").split(",")):
         if tag in ("*", etag, gzip_tag):
             return Answer(b"", 304, {"ETag": etag if tag == "*" else tag})

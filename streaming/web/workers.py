@@ -27,22 +27,34 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 
+from streaming.errors import SettingError
 from streaming.settings import Settings
 
 log = logging.getLogger("rillet.workers")
 LISTEN_FD = "RILLET_LISTEN_FD"  # tells a child which inherited descriptor to serve
+PARENT_PID = "RILLET_PARENT_PID"  # and which process it serves for
 CHECK_SECONDS = 0.5
 RESTART_PAUSE = 1.0  # a child that dies at once is not restarted in a tight loop
+QUICK_DEATH = 10.0  # seconds: a child that dies sooner than this after its start died "at once"
+GIVE_UP = 5  # that many in a row, and the server stops (exit 1) rather than hang its clients
 
 
 def listening_socket(settings: Settings) -> socket.socket:
-    """The socket every child serves: bound and listening before any child starts."""
-    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((settings.host, settings.port))
+    """The socket every child serves: bound and listening before any child starts (the first
+    address HOST resolves to, as waitress takes it); SettingError if it cannot be had."""
+    try:
+        found = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        family, kind, proto, _, address = found[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        raise SettingError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None
     sock.listen(1024)
     sock.setblocking(False)
     return sock
@@ -56,12 +68,13 @@ def inherited_socket() -> socket.socket | None:
 
 def exit_with_parent() -> None:
     """In a child: exit when the parent is gone (killed with SIGKILL, it cannot stop us), so
-    no orphan keeps serving the socket."""
-    parent = os.getppid()
+    no orphan keeps serving the socket. The parent's pid comes from the parent itself: one
+    that died while this child was starting is already gone when getppid() is first asked."""
+    parent = int(os.environ.get(PARENT_PID) or os.getppid())
 
     def watch() -> None:
         while os.getppid() == parent:
-            threading.Event().wait(CHECK_SECONDS)
+            time.sleep(CHECK_SECONDS)
         log.warning("the parent process is gone; this serving process stops")
         os._exit(0)
 
@@ -76,22 +89,31 @@ class Supervisor:
         self.sock = sock
         self.count = count
         self.children: list[subprocess.Popen[bytes]] = []
+        self.started: list[float] = [0.0] * count  # when each slot's child was started
+        self.quick_deaths = 0  # children in a row that died soon after their start
+        self.failed = False  # gave up: the caller exits non-zero
         self.stopping = threading.Event()
 
     def run(self) -> None:
         """Serve until a signal says stop; blocks the calling (main) thread."""
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self.stopping.set())
-        self.children = [self._start() for _ in range(self.count)]
+        signals = (signal.SIGTERM, signal.SIGINT)
+        before = [signal.signal(n, lambda *_: self.stopping.set()) for n in signals]
+        self.children = [self._start(i) for i in range(self.count)]
         try:
             while not self.stopping.wait(CHECK_SECONDS):
                 self._replace_dead()
         finally:
             self.stop()
+            for signum, handler in zip(signals, before):
+                signal.signal(signum, handler)
 
-    def _start(self) -> subprocess.Popen[bytes]:
+    def _start(self, slot: int) -> subprocess.Popen[bytes]:
+        self.started[slot] = time.monotonic()
         fd = self.sock.fileno()
-        env = dict(os.environ, **{LISTEN_FD: str(fd), "SYNC_WORKER": "off"})
+        env = dict(
+            os.environ,
+            **{LISTEN_FD: str(fd), PARENT_PID: str(os.getpid()), "SYNC_WORKER": "off"},
+        )
         return subprocess.Popen(self.command, env=env, pass_fds=(fd,))
 
     def _replace_dead(self) -> None:
@@ -99,12 +121,21 @@ class Supervisor:
             code = child.poll()
             if code is None:
                 continue
-            log.error("serving process %d exited with code %s; starting another", child.pid, code)
-            if self.stopping.wait(RESTART_PAUSE):
+            quick = time.monotonic() - self.started[i] < QUICK_DEATH
+            self.quick_deaths = self.quick_deaths + 1 if quick else 0
+            if self.quick_deaths >= GIVE_UP:  # every start dies at once: stop, do not hang
+                log.error("serving processes die as they start (%d in a row); stopping", GIVE_UP)
+                self.failed = True
+                self.stopping.set()
                 return
-            self.children[i] = self._start()
+            log.error("serving process %d exited with code %s; starting another", child.pid, code)
+            pause = RESTART_PAUSE * 2 ** min(self.quick_deaths, 5)  # 1 s, 2 s, 4 s ... 32 s
+            if self.stopping.wait(pause):
+                return
+            self.children[i] = self._start(i)
 
     def stop(self) -> None:
+        self.sock.close()  # no new connection waits in a backlog nobody will serve
         for child in self.children:
             if child.poll() is None:
                 child.terminate()
