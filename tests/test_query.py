@@ -131,6 +131,15 @@ def make_rillet(data_dir: Path, **overrides: Any) -> Rillet:
     return Rillet(make_settings(data_dir, page_max=10_000, **overrides))
 
 
+def rillet_answering(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str) -> Rillet:
+    """An app whose reads the columns answer (``engine="columns"``: shown to the planner even
+    while the module's ``api`` fixture hides them) or the row scan alone (``"rows"``)."""
+    shown = streaming.column_read.open_columns
+    hidden = engine == "rows"
+    monkeypatch.setattr(streaming.query, "open_columns", (lambda d: None) if hidden else shown)
+    return make_rillet(tmp_path / "data")
+
+
 @pytest.fixture(scope="module", params=["columns", "rows"])
 def api(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Api]:
     """The dataset, answered by the columns or (with them hidden from the planner) by the row
@@ -1078,9 +1087,7 @@ def test_zero_equals_negative_zero_on_both_paths(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hidden: bool
 ) -> None:
     """-0.0 is stored as written; a filter on either zero finds both (as SQL does)."""
-    rillet = make_rillet(tmp_path / "data")
-    shown = streaming.column_read.open_columns  # the api fixture may have hidden them
-    monkeypatch.setattr(streaming.query, "open_columns", (lambda d: None) if hidden else shown)
+    rillet = rillet_answering(tmp_path, monkeypatch, "rows" if hidden else "columns")
     with app_client(rillet) as client:
         dataset = upload(client, rillet, "f\n0.0\n-0.0\n1.5\n")
         for value in ("0", "-0.0", "0.0"):
@@ -1097,9 +1104,7 @@ def test_filtered_stats_read_free_text_from_the_matching_rows_alone(
     lines = [
         f"{i},{'ab'[i % 2]},{''.join(rng.choice('xyz ') for _ in range(600))}" for i in range(2_000)
     ]
-    rillet = make_rillet(tmp_path / "data")
-    real_columns = streaming.column_read.open_columns  # the api fixture may have hidden them
-    monkeypatch.setattr(streaming.query, "open_columns", real_columns)
+    rillet = rillet_answering(tmp_path, monkeypatch, "columns")
     with app_client(rillet) as client:
         dataset = upload(client, rillet, "n,kind,text\n" + "\n".join(lines) + "\n")
         url = f"/datasets/{dataset}/stats"
@@ -1123,9 +1128,7 @@ def test_filtered_stats_read_free_text_from_the_matching_rows_alone(
 def test_a_group_of_zeros_is_named_by_its_first_value_not_by_a_null(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hidden: bool
 ) -> None:
-    rillet = make_rillet(tmp_path / "data")
-    shown = streaming.column_read.open_columns  # the api fixture may have hidden them
-    monkeypatch.setattr(streaming.query, "open_columns", (lambda d: None) if hidden else shown)
+    rillet = rillet_answering(tmp_path, monkeypatch, "rows" if hidden else "columns")
     with app_client(rillet) as client:
         dataset = upload(client, rillet, "k,v\n,1\n-0.0,2\n0.0,3\n1.5,4\n-0.0,5\n")
         groups = client.get(f"/datasets/{dataset}/groupby", params={"by": "k"}).json()["groups"]
