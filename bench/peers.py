@@ -105,8 +105,16 @@ from common import (
     ratio,
     write_json,
 )
-from query import reset_peak
-from serve import START_TIMEOUT, Server, client, free_port, running_server, upload_and_sync
+from query import reset_peak, timed_get
+from serve import (
+    Server,
+    client,
+    free_port,
+    running_server,
+    stop_process,
+    upload_and_sync,
+    wait_until_up,
+)
 
 PAGE = 100
 GOAL = 0.5  # the issue: every question at most 0.5x Datasette's median
@@ -342,15 +350,6 @@ def concurrently(calls: list[Callable[[], Any]]) -> tuple[float, list[Any]]:
     return wall, results
 
 
-def timed_get(c: httpx.Client, url: str) -> tuple[float, Any]:
-    started = time.perf_counter()
-    response = c.get(url)
-    seconds = time.perf_counter() - started
-    if response.status_code != 200:
-        raise SystemExit(f"GET {url}: {response.status_code} {response.text[:300]}")
-    return seconds, response.json()
-
-
 def http_plan(
     make_client: Callable[[], httpx.Client], urls: dict[str, str], six: list[str]
 ) -> tuple[dict[str, Callable[[], Any]], list[httpx.Client]]:
@@ -497,30 +496,10 @@ def running_datasette(db: Path) -> Iterator[Server]:
             )
         server = Server(process, f"http://127.0.0.1:{port}", log)
         try:
-            wait_for(server, "/-/versions.json")
+            wait_until_up(server, "/-/versions.json")  # Datasette has no /health
             yield server
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_for(server: Server, path: str) -> None:
-    """Until ``path`` answers 200 (serve.wait_until_up's loop, for a server without /health)."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise SystemExit(f"the server exited at start:\n{server.log.read_text()}")
-        try:
-            if httpx.get(server.url + path, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"the server did not answer within {START_TIMEOUT:.0f} s")
+            stop_process(process)
 
 
 def measure_datasette(data: Data, repeat: int, rows: int) -> dict[str, Any]:

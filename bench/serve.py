@@ -146,21 +146,27 @@ def running_server(data_dir: Path, **extra: str) -> Iterator[Server]:
         wait_until_up(server)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
-def wait_until_up(server: Server) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not ended within 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def wait_until_up(server: Server, path: str = "/health") -> None:
+    """Until ``path`` answers 200, or SystemExit if the server exits or takes too long."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise SystemExit(f"the server exited at start:\n{server.log.read_text()}")
         try:
-            if httpx.get(server.url + "/health", timeout=1).status_code == 200:
+            if httpx.get(server.url + path, timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
