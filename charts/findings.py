@@ -8,8 +8,9 @@ so the route is useful out of the box, and it costs no network call::
         print(finding["title"], "—", finding["detail"])
     # Price has far outliers — The largest price, 1,495, is past the far fence of 1,173 …
 
-A finding is ``{"title", "detail", "columns"}``, like the LLM's. The facts and their thresholds
-are described in ``charts.profile``.
+A finding is ``{"title", "detail", "columns", "kind"}``: the LLM's shape, and the kind of fact
+it says (``trend``, ``seasonality``, ``category_outlier``, ``skew``...). The facts and their
+thresholds are described in ``charts.profile`` and ``charts.patterns``.
 """
 
 from __future__ import annotations
@@ -26,16 +27,17 @@ FINDINGS_MAX = 10
 
 def findings(found: Survey, column: str | None = None) -> list[dict[str, Any]]:
     """At most FINDINGS_MAX findings, best first; for one column, its summary comes first."""
-    out = [_said(f, found.rows) for f in facts_of(found, column)[:FINDINGS_MAX]]
+    out = [said(f, found.rows) for f in facts_of(found, column)[:FINDINGS_MAX]]
     if column is not None:
         summary = next(c for c in found.columns if c.name == column)
         return [_summary(summary, found.rows), *out][:FINDINGS_MAX]
     return out or [_shape(found)]
 
 
-def _said(fact: Fact, rows: int) -> dict[str, Any]:
+def said(fact: Fact, rows: int = 0) -> dict[str, Any]:
+    """One fact as a finding, in words."""
     title_text, detail = SAYINGS[fact.kind](fact, rows)
-    return {"title": title_text, "detail": detail, "columns": list(fact.columns)}
+    return {"title": title_text, "detail": detail, "columns": list(fact.columns), "kind": fact.kind}
 
 
 def _percent(share: float) -> str:
@@ -163,12 +165,121 @@ def _differs_by(f: Fact, rows: int) -> tuple[str, str]:
     measure, category = f.columns
     n = f.numbers
     high, low = n["highest"], n["lowest"]
+    means = (
+        f"the mean {words(measure)} is {number(high['mean'])} for {value(high['value'])} and "
+        f"{number(low['mean'])} for {value(low['value'])}"
+    )
+    if "eta" in n:
+        return (
+            f"{title(measure)} differs by {words(category)}",
+            f"In a uniform sample of {number(n['sample'])} rows {means}; {words(category)} "
+            f"explains a share of its spread (correlation ratio {n['eta']:.2f}).",
+        )
     return (
         f"{title(measure)} differs by {words(category)}",
-        f"In a uniform sample of {number(n['sample'])} rows the mean {words(measure)} is "
-        f"{number(high['mean'])} for {value(high['value'])} and {number(low['mean'])} for "
-        f"{value(low['value'])}; {words(category)} explains a share of its spread "
-        f"(correlation ratio {n['eta']:.2f}).",
+        f"Over all rows {means} ({number(high['rows'])} and {number(low['rows'])} rows): "
+        f"{n['gap_sd']:.2f} standard deviations apart, across {n['groups']} values of "
+        f"{words(category)}.",
+    )
+
+
+def _category_outlier(f: Fact, rows: int) -> tuple[str, str]:
+    measure, category = f.columns
+    n = f.numbers
+    side = n["stands_out"]
+    out = n[side]
+    way = "highest" if side == "highest" else "lowest"
+    return (
+        f"{value(out['value'])} stands out on {words(measure)}",
+        f"Over all rows the mean {words(measure)} for {value(out['value'])} is "
+        f"{number(out['mean'])} ({number(out['rows'])} rows), the {way} of "
+        f"{n['groups']} values of {words(category)}; the next is {number(n['next'])}. The "
+        f"{way} and the other end are {n['gap_sd']:.2f} standard deviations apart.",
+    )
+
+
+def _seasonality(f: Fact, rows: int) -> tuple[str, str]:
+    measure = f.columns[0]
+    n = f.numbers
+    high, low = n["highest"], n["lowest"]
+    by = {"weekday": "day of the week", "month": "month"}.get(n["by"], words(str(n["by"])))
+    named = n["by"] in ("month", "weekday")  # month and weekday values are words already
+    peak, trough = (str(x["value"]) if named else value(x["value"]) for x in (high, low))
+    return (
+        f"{title(measure)} peaks in {peak}" if named else f"{title(measure)} varies with {by}",
+        f"By {by}, over all rows, the mean {words(measure)} is highest for {peak} "
+        f"({number(high['mean'])}) and lowest for {trough} ({number(low['mean'])}): "
+        f"{n['gap_sd']:.2f} standard deviations apart.",
+    )
+
+
+def _trend(f: Fact, rows: int) -> tuple[str, str]:
+    n = f.numbers
+    test = f"Mann–Kendall z = {n['z']:.2f}, τ = {n['tau']:.2f}"
+    if "value" in n:  # a category's share moving
+        category, time = f.columns[-2], f.columns[-1]
+        of = "rows" if n["of"] == "rows" else f"total {words(n['of'])}"
+        way = "grows" if n["end_share"] > n["start_share"] else "shrinks"
+        return (
+            f"The share of {value(n['value'])} in {of} {way}",
+            f"Its share of {of} goes from {_percent(n['start_share'])} ({n['first']}) to "
+            f"{_percent(n['end_share'])} ({n['last']}) over {words(time)} ({test}); "
+            f"{words(category)} is what is shared.",
+        )
+    measure, time = f.columns
+    way = "rises" if n["tau"] > 0 else "falls"
+    return (
+        f"{title(measure)} {way} over {words(time)}",
+        f"The mean {words(measure)} per {n['unit']} goes from {number(n['start_mean'])} "
+        f"({n['first']}) to {number(n['end_mean'])} ({n['last']}); the typical change over the "
+        f"span is {number(n['change'])} (Sen's slope; {test}, {n['buckets']} points).",
+    )
+
+
+def _change_point(f: Fact, rows: int) -> tuple[str, str]:
+    measure, time = f.columns
+    n = f.numbers
+    way = "jumps" if n["after"] > n["before"] else "drops"
+    return (
+        f"{title(measure)} {way} around {n['at']}",
+        f"Before {n['at']} the mean {words(measure)} is about {number(n['before'])}; from "
+        f"then on about {number(n['after'])}: two levels tell the series better than a line.",
+    )
+
+
+def _time_outlier(f: Fact, rows: int) -> tuple[str, str]:
+    measure, time = f.columns
+    n = f.numbers
+    return (
+        f"{title(measure)} is unusual at {n['at']}",
+        f"The mean {words(measure)} at {n['at']} is {number(n['mean'])}, where its neighbours "
+        f"suggest about {number(n['expected'])} ({n['robust_z']:.1f} robust deviations off).",
+    )
+
+
+def _steady_share(f: Fact, rows: int) -> tuple[str, str]:
+    category, time = f.columns
+    n = f.numbers
+    of = "rows" if n["of"] == "rows" else f"total {words(n['of'])}"
+    return (
+        f"{value(n['value'])} keeps a steady share of {of}",
+        f"Over {words(time)} its share stays between {_percent(n['low'])} and "
+        f"{_percent(n['high'])} (mean {_percent(n['share'])}).",
+    )
+
+
+def _derived(f: Fact, rows: int) -> tuple[str, str]:
+    target, source = f.columns
+    n = f.numbers
+    how = (
+        f"each {words(source)} comes with one {words(target)}"
+        if n.get("function")
+        else f"r = {n['r']:.3f}"
+    )
+    return (
+        f"{title(target)} is derived from {words(source)}",
+        f"In a sample of {number(n['sample'])} rows {how}: one says what the other does, so "
+        "they are not charted or compared against each other.",
     )
 
 
@@ -184,6 +295,13 @@ SAYINGS: dict[str, Callable[[Fact, int], tuple[str, str]]] = {
     "correlation": _correlation,
     "association": _association,
     "differs_by": _differs_by,
+    "category_outlier": _category_outlier,
+    "seasonality": _seasonality,
+    "trend": _trend,
+    "change_point": _change_point,
+    "time_outlier": _time_outlier,
+    "steady_share": _steady_share,
+    "derived": _derived,
 }
 
 
@@ -209,7 +327,9 @@ def _summary(p: Column, rows: int) -> dict[str, Any]:
     else:
         detail = f"No row has a value for {words(c)}."
     kind = {"number": "decimal", "string": "text"}.get(p.kind, p.kind)
-    return {"title": f"{title(c)}: {kind}, {p.role}", "detail": detail, "columns": [c]}
+    role = p.role.replace("_", " ")
+    head = f"{title(c)}: {kind}, {role}"
+    return {"title": head, "detail": detail, "columns": [c], "kind": "summary"}
 
 
 ROLE_NOUNS = {  # a column's role (charts.columns) as a noun: singular, plural
@@ -217,6 +337,8 @@ ROLE_NOUNS = {  # a column's role (charts.columns) as a noun: singular, plural
     "category": ("category", "categories"),
     "time": ("date column", "date columns"),
     "identifier": ("identifier", "identifiers"),
+    "clock": ("clock time", "clock times"),
+    "date_part": ("date part", "date parts"),
     "text": ("text column", "text columns"),
     "constant": ("constant column", "constant columns"),
     "empty": ("empty column", "empty columns"),
@@ -242,4 +364,5 @@ def _shape(found: Survey) -> dict[str, Any]:
         "detail": f"The columns are {held}; none is skewed, mostly missing or dominated by one "
         "value, and no two are strongly related in the sample.",
         "columns": [c.name for c in found.columns],
+        "kind": "shape",
     }

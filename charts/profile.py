@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from itertools import combinations
 from typing import Any
@@ -46,8 +46,13 @@ from typing import Any
 import orjson
 
 from charts import association
-from charts.columns import Column, columns_and_sample
+from charts.columns import Column, _words, columns_and_sample
+from charts.fact import Fact, round_to
+from charts.focus import Focus, focus
+from charts.patterns import pattern_facts
 from streaming.read import Dataset
+
+__all__ = ["Fact", "Survey", "build", "profile", "survey"]
 
 BUDGET = 8192  # bytes of the profile's JSON
 NAME_MAX = 64
@@ -75,20 +80,6 @@ LADDER = (
 )
 
 
-@dataclass(frozen=True)
-class Fact:
-    """Something true of the data, with its numbers; ``weight`` ranks facts (0 to 1)."""
-
-    kind: str
-    columns: tuple[str, ...]
-    numbers: dict[str, Any] = field(default_factory=dict)
-    weight: float = 0.5
-
-    def to_json(self, text: int = 40) -> dict[str, Any]:
-        shown = {k: _short(v, text) for k, v in self.numbers.items()}
-        return {"fact": self.kind, "columns": [short_name(c) for c in self.columns], **shown}
-
-
 @dataclass
 class Survey:
     """What the profile is made from: the columns' profiles, the sample, and the facts."""
@@ -98,15 +89,58 @@ class Survey:
     columns: list[Column]
     sample: list[list[Any]]
     facts: list[Fact]
+    focus: Focus | None = None
 
 
-def survey(dataset: Dataset) -> Survey:
-    """Column every column from the statistics and find the facts, reading no rows."""
+def survey(dataset: Dataset, *, over_rows: bool = True) -> Survey:
+    """Give every column its role and find the facts: from the statistics and the sample, and
+    (``over_rows``) from a few group-bys over all rows (``charts.patterns``)."""
     columns, sample = columns_and_sample(dataset)
+    derived, pairs = derived_facts(columns, sample)
+    main = focus(columns, sample, pairs)
     found = [f for c in columns for f in column_facts(c, dataset.rows, sample)]
-    found += pair_facts(columns, sample)
-    found.sort(key=lambda f: -f.weight)
-    return Survey(dataset.meta.get("name") or dataset.id, dataset.rows, columns, sample, found)
+    grouped = pattern_facts(dataset, main) if over_rows else []
+    grouped = [f for f in grouped if frozenset(f.columns[:2]) not in pairs]
+    found += derived + pair_facts(columns, sample, pairs, {f.columns[:2] for f in grouped})
+    found += grouped
+    found = _varied(_weighed(found, main))
+    name = dataset.meta.get("name") or dataset.id
+    return Survey(name, dataset.rows, columns, sample, found, main)
+
+
+MEASURE_WEIGHTS = (1.0, 0.95, 0.85)  # a fact's weight by its best measure's rank; then 0.75
+
+
+def _weighed(found: list[Fact], main: Focus) -> list[Fact]:
+    """Facts about the main measures first: a fact weighs MEASURE_WEIGHTS of itself by the rank
+    of the best-ranked measure it names (facts naming no measure keep their weight)."""
+    ranks = {c.name: i for i, c in enumerate(main.measures)}
+    out = []
+    for f in found:
+        named = [ranks[n] for n in f.columns if n in ranks]
+        if named:
+            rank = min(named)
+            factor = MEASURE_WEIGHTS[rank] if rank < len(MEASURE_WEIGHTS) else 0.75
+            f = replace(f, weight=f.weight * factor)
+        out.append(f)
+    return out
+
+
+VARIETY = 0.85  # each fact of a kind already placed makes the next one of it weigh this much less
+
+
+def _varied(found: list[Fact]) -> list[Fact]:
+    """Facts best first, for variety: greedy, each kind's weight times VARIETY for every fact
+    of that kind placed before it (the facts keep their own weights)."""
+    pool = sorted(found, key=lambda f: -f.weight)
+    placed: dict[str, int] = {}
+    out = []
+    while pool:
+        best = max(pool, key=lambda f: f.weight * VARIETY ** placed.get(f.kind, 0))
+        pool.remove(best)
+        placed[best.kind] = placed.get(best.kind, 0) + 1
+        out.append(best)
+    return out
 
 
 def profile(dataset: Dataset, column: str | None = None) -> dict[str, Any]:
@@ -136,10 +170,12 @@ def _layout(found: Survey, column: str | None, detail: Detail) -> dict[str, Any]
     body: dict[str, Any] = {
         "dataset": {"name": _short(found.name, 80), "rows": found.rows},
         "columns": [_column(c, found.sample, detail) for c in shown],
-        "facts": [f.to_json(detail.text) for f in facts_of(found, column)[:FACTS_MAX]],
+        "facts": [_fact_json(f, detail.text) for f in facts_of(found, column)[:FACTS_MAX]],
     }
     if column is None:
         body["dataset"]["columns"] = len(found.columns)
+        if found.focus is not None:
+            body["focus"] = _focus_json(found.focus)
     if column is None and detail.rows:
         body["sample_rows"] = {
             "columns": [short_name(c.name) for c in found.columns],
@@ -151,6 +187,20 @@ def _layout(found: Survey, column: str | None, detail: Detail) -> dict[str, Any]
             _short(v, detail.text) for v in _distinct(found.sample, position, SAMPLE_VALUES)
         ]
     return body
+
+
+def _fact_json(f: Fact, text: int) -> dict[str, Any]:
+    shown = {k: _short(v, text) for k, v in f.numbers.items()}
+    return {"fact": f.kind, "columns": [short_name(c) for c in f.columns], **shown}
+
+
+def _focus_json(main: Focus) -> dict[str, Any]:
+    """What the table is about, for the model to write about first."""
+    return {
+        "measures": [short_name(c.name) for c in main.main_measures[:3]],
+        "categories": [short_name(c.name) for c in main.categories[:2]],
+        "time": short_name(main.time.name) if main.time is not None else None,
+    }
 
 
 def _fit_columns(body: dict[str, Any]) -> dict[str, Any]:
@@ -192,7 +242,7 @@ def _column(p: Column, sample: list[list[Any]], detail: Detail) -> dict[str, Any
         "name": short_name(p.name),
         "type": p.kind,
         "role": p.role,
-        "null_share": _round(nulls / (count + nulls)) if count + nulls else 0,
+        "null_share": round_to(nulls / (count + nulls)) if count + nulls else 0,
         "distinct": min(int(s.get("distinct") or 0), count),
     }
     if not s.get("distinct_exact", True):
@@ -200,7 +250,7 @@ def _column(p: Column, sample: list[list[Any]], detail: Detail) -> dict[str, Any
     if p.kind in ("integer", "number"):
         quantiles = s.get("quantiles") or {}
         entry["min"], entry["max"] = s.get("min"), s.get("max")
-        entry["mean"], entry["stddev"] = _round(s.get("mean"), 6), _round(s.get("stddev"), 4)
+        entry["mean"], entry["stddev"] = round_to(s.get("mean"), 6), round_to(s.get("stddev"), 4)
         for key in ("p05", "p50", "p95"):
             entry[key] = quantiles.get(key)
     elif p.kind in ("date", "datetime"):
@@ -227,7 +277,9 @@ def column_facts(p: Column, rows: int, sample: list[list[Any]]) -> Iterable[Fact
         return
     share = nulls / (count + nulls) if count + nulls else 0.0
     if share >= 0.05:
-        yield Fact("missing", name, {"null_share": _round(share), "nulls": nulls}, 0.3 + share / 2)
+        yield Fact(
+            "missing", name, {"null_share": round_to(share), "nulls": nulls}, 0.3 + share / 2
+        )
     if p.role == "constant":
         top = _top(s, 1)
         yield Fact("constant", name, {"value": top[0]["value"] if top else s.get("min")}, 0.35)
@@ -250,7 +302,7 @@ def _dominant(p: Column, count: int) -> Iterable[Fact]:
         share = top[0]["count"] / count
         runner_up = top[1]["count"] if len(top) > 1 else 0
         if share > 0.5 and top[0]["count"] > runner_up:
-            numbers = {"value": top[0]["value"], "share": _round(share), "count": top[0]["count"]}
+            numbers = {"value": top[0]["value"], "share": round_to(share), "count": top[0]["count"]}
             yield Fact("dominant", (p.name,), numbers, 0.35 + 0.4 * share)
 
 
@@ -264,7 +316,7 @@ def _skew(p: Column) -> Iterable[Fact]:
     # moment-based measure through the stddev) cannot hide how the bulk of the values lean.
     skew = (high + low - 2 * median) / (high - low)
     if abs(skew) >= 0.3:
-        numbers = {"skewness": _round(skew), "mean": _round(s.get("mean"), 6), "median": median}
+        numbers = {"skewness": round_to(skew), "mean": round_to(s.get("mean"), 6), "median": median}
         numbers["p05"], numbers["p95"] = low, high
         yield Fact("skew", (p.name,), numbers, min(0.75, 0.3 + abs(skew) / 2))
 
@@ -284,11 +336,11 @@ def _outliers(p: Column, sample: list[list[Any]]) -> Iterable[Fact]:
     numbers = {
         "min": low,
         "max": high,
-        "low_fence": _round(fences[0], 6),
-        "high_fence": _round(fences[1], 6),
+        "low_fence": round_to(fences[0], 6),
+        "high_fence": round_to(fences[1], 6),
         "below": low < fences[0],  # decided on the exact fences, not the rounded ones shown
         "above": high > fences[1],
-        "sample_share_beyond": _round(beyond / len(values)) if values else None,
+        "sample_share_beyond": round_to(beyond / len(values)) if values else None,
     }
     yield Fact("outliers", (p.name,), numbers, 0.6)
 
@@ -303,41 +355,161 @@ def _date_range(p: Column) -> Iterable[Fact]:
     yield Fact("date_range", (p.name,), numbers, 0.4)
 
 
-def pair_facts(columns: Sequence[Column], sample: list[list[Any]]) -> list[Fact]:
-    """Facts about pairs of columns, measured in the sample (at most PAIR_COLUMNS of each)."""
+def pair_facts(
+    columns: Sequence[Column],
+    sample: list[list[Any]],
+    derived: set[frozenset[str]],
+    skip: set[tuple[str, ...]],
+) -> list[Fact]:
+    """Facts about pairs of columns, measured in the sample (at most PAIR_COLUMNS of each):
+    correlations and associations between columns not ``derived`` one from the other, and a
+    measure's means across a category unless the group-bys over all rows said so (``skip``)."""
+    out: list[Fact] = []
     measures = [c for c in columns if c.role == "measure"][:PAIR_COLUMNS]
     categories = [c for c in columns if c.role == "category"][:PAIR_COLUMNS]
-    out = []
     for a, b in combinations(measures, 2):
+        if frozenset((a.name, b.name)) in derived:
+            continue
         r = association.pearson(sample, a.position, b.position)
         if r is not None and abs(r) >= 0.5:
             n = association.pairs_present(sample, a.position, b.position)
-            out.append(Fact("correlation", (a.name, b.name), {"r": _round(r), "sample": n}, abs(r)))
+            numbers = {"r": round_to(r), "sample": n}
+            if same_family(a.name, b.name):
+                numbers["same_family"] = True
+            weight = abs(r) * (FAMILY_WEIGHT if same_family(a.name, b.name) else 1.0)
+            out.append(Fact("correlation", (a.name, b.name), numbers, weight))
     for a, b in combinations(categories, 2):
+        if frozenset((a.name, b.name)) in derived:
+            continue
         v = association.cramers_v(sample, a.position, b.position)
         if v is not None and v >= 0.5:
             n = association.pairs_present(sample, a.position, b.position)
-            numbers = {"cramers_v": _round(v), "sample": n}
+            numbers = {"cramers_v": round_to(v), "sample": n}
             out.append(Fact("association", (a.name, b.name), numbers, 0.7 * v))
     for c in categories:
         for m in measures:
+            if (m.name, c.name) in skip or frozenset((m.name, c.name)) in derived:
+                continue
             eta = association.eta(sample, c.position, m.position)
-            if eta is not None and eta >= 0.3:
-                out.append(_differs_by(c, m, eta, sample))
+            fact = _differs_by(c, m, eta, sample) if eta is not None and eta >= 0.3 else None
+            if fact is not None:
+                out.append(fact)
     return out
 
 
-def _differs_by(c: Column, m: Column, eta: float, sample: list[list[Any]]) -> Fact:
+DERIVED_R = 0.98
+DERIVED_ETA = 0.95  # a category that explains 90% of a measure's spread (air time by airport)
+FAMILY_WEIGHT = 0.7  # a pair of one family (scheduled vs actual) against a cross-family pair
+FAMILY_WORDS = frozenset(
+    [
+        "sched",
+        "scheduled",
+        "actual",
+        "planned",
+        "plan",
+        "expected",
+        "est",
+        "estimated",
+        "target",
+        "forecast",
+        "min",
+        "max",
+        "minimum",
+        "maximum",
+        "lo",
+        "hi",
+        "low",
+        "high",
+        "start",
+        "end",
+        "begin",
+        "first",
+        "last",
+        "open",
+        "close",
+    ]
+)
+DERIVABLE = ("measure", "clock", "date_part", "category")
+
+
+def same_family(a: str, b: str) -> bool:
+    """Whether two columns hold one quantity in two versions (``dep_time``, ``sched_dep_time``;
+    ``temp_max``, ``temp_min``): their names agree once words such as ``sched`` or ``max``
+    are left out."""
+    stem_a = [w for w in _words(a) if w not in FAMILY_WORDS]
+    stem_b = [w for w in _words(b) if w not in FAMILY_WORDS]
+    return bool(stem_a) and stem_a == stem_b and _words(a) != _words(b)
+
+
+def derived_facts(
+    columns: Sequence[Column], sample: list[list[Any]]
+) -> tuple[list[Fact], set[frozenset[str]]]:
+    """Pairs where one column follows from the other in the sample, each said once as
+    ``derived`` (a low weight: worth knowing, not worth a chart), and the set of those pairs:
+    numbers with |r| ≥ DERIVED_R, or any two columns where each value of one (repeated, so the
+    test means something) always comes with one value of the other, or a category whose
+    correlation ratio with a measure is at least DERIVED_ETA."""
+    usable = [c for c in columns if c.role in DERIVABLE][: 2 * PAIR_COLUMNS]
+    out: list[Fact] = []
+    pairs: set[frozenset[str]] = set()
+    for a, b in combinations(usable, 2):
+        numbers: dict[str, Any] | None = None
+        source, target = a, b
+        if a.kind in ("integer", "number") and b.kind in ("integer", "number"):
+            r = association.pearson(sample, a.position, b.position)
+            if r is not None and abs(r) >= DERIVED_R:
+                numbers = {"r": round_to(r)}
+        if numbers is None and {a.role, b.role} == {"category", "measure"}:
+            c, m = (a, b) if a.role == "category" else (b, a)
+            eta = association.eta(sample, c.position, m.position)
+            if eta is not None and eta >= DERIVED_ETA:
+                numbers, source, target = {"eta": round_to(eta)}, c, m
+        if numbers is None:
+            if _determines(sample, a.position, b.position):
+                numbers = {"function": True}
+            elif _determines(sample, b.position, a.position):
+                numbers, source, target = {"function": True}, b, a
+        if numbers is not None:
+            pairs.add(frozenset((a.name, b.name)))
+            numbers["sample"] = association.pairs_present(sample, a.position, b.position)
+            out.append(Fact("derived", (target.name, source.name), numbers, 0.15))
+    return out, pairs
+
+
+def _determines(sample: list[list[Any]], a: int, b: int) -> bool:
+    """Whether each value of column ``a`` comes with a single value of ``b`` in the sample,
+    ``a`` repeating (at most half as many values as rows) and ``b`` varying."""
+    seen: dict[Any, Any] = {}
+    n = 0
+    for row in sample:
+        x, y = row[a], row[b]
+        if x is None or y is None:
+            continue
+        n += 1
+        if seen.setdefault(x, y) != y:
+            return False
+    values = set(seen.values())
+    return n >= 30 and len(seen) <= n / 2 and len(values) >= 2
+
+
+SUPPORT = 5  # sample rows a category's value needs to be named the highest or lowest
+
+
+def _differs_by(c: Column, m: Column, eta: float, sample: list[list[Any]]) -> Fact | None:
     groups: dict[Any, list[float]] = {}
     for row in sample:
         if row[c.position] is not None and row[m.position] is not None:
             groups.setdefault(row[c.position], []).append(row[m.position])
-    means = sorted((math.fsum(v) / len(v), k, len(v)) for k, v in groups.items())
+    means = sorted(
+        (math.fsum(v) / len(v), k, len(v)) for k, v in groups.items() if len(v) >= SUPPORT
+    )
+    if len(means) < 2:
+        return None
     (low, low_key, low_n), (high, high_key, high_n) = means[0], means[-1]
     numbers = {
-        "eta": _round(eta),
-        "highest": {"value": high_key, "mean": _round(high, 6), "sample_rows": high_n},
-        "lowest": {"value": low_key, "mean": _round(low, 6), "sample_rows": low_n},
+        "eta": round_to(eta),
+        "highest": {"value": high_key, "mean": round_to(high, 6), "sample_rows": high_n},
+        "lowest": {"value": low_key, "mean": round_to(low, 6), "sample_rows": low_n},
         "sample": sum(len(v) for v in groups.values()),
     }
     return Fact("differs_by", (m.name, c.name), numbers, 0.3 + 0.6 * eta)
@@ -395,12 +567,3 @@ def _cut(text: str, limit: int) -> str:
     while len(orjson.dumps(cut)) > 2 * limit - 1:  # the ellipsis takes 3 bytes
         cut = cut[: max(0, len(cut) - max(1, len(cut) // 8))]
     return cut + "…"
-
-
-def _round(value: Any, digits: int = 4) -> Any:
-    """A computed float (a mean, a share, a coefficient) to ``digits`` significant digits;
-    other values as they are. Values found in the data (min, max, quantiles) are never rounded."""
-    if isinstance(value, float) and math.isfinite(value) and value != 0:
-        places = digits - 1 - math.floor(math.log10(abs(value)))
-        return round(value, places) if places > 0 else float(round(value))
-    return value

@@ -37,16 +37,24 @@ charts chosen may need a scan of the rows, so the whole answer costs at most tha
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any
 
-from charts import association, data, words
-from charts.columns import CATEGORY_MAX, Column, columns_and_sample
+from charts import association, data, findings, words
+from charts.columns import CATEGORY_MAX, Column
+from charts.fact import Fact
+from charts.focus import Focus
+from charts.profile import Survey, survey
 from charts.spec import chart
 from streaming import filter as filters
+from streaming.errors import BadRequest
 from streaming.read import Dataset
+
+log = logging.getLogger(__name__)
 
 HEATMAP_MAX = 30
 DEFAULT_MAX_GROUPS = 10_000
@@ -71,35 +79,187 @@ def recommend(
     dataset: Dataset, limit: int = 8, *, max_groups: int = DEFAULT_MAX_GROUPS
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` charts, best first: ``{"title", "reason", "score", "spec"}``."""
-    profiles, rows = columns_and_sample(dataset)
+    found = survey(dataset)
     query = filters.parse({}, dataset.meta["columns"])  # every row
-    candidates = _candidates(profiles, rows)
     out = []
-    for c in _ranked(candidates, limit):
-        spec = chart(
-            dataset, query, c.mark, c.x, c.y, c.color, c.aggregate, None, max_groups=max_groups
-        )
+    for c in _ranked(_candidates(found), limit):
+        try:
+            spec = chart(
+                dataset, query, c.mark, c.x, c.y, c.color, c.aggregate, None, max_groups=max_groups
+            )
+        except BadRequest:  # a chart the rules should not have proposed: never the answer's end
+            log.warning("recommended chart %s of %s is not drawable", c, dataset.id)
+            continue
         title = spec["title"] if isinstance(spec["title"], str) else spec["title"]["text"]
         out.append({"title": title, "reason": c.reason, "score": round(c.score, 3), "spec": spec})
     return out
 
 
-def _candidates(profiles: Sequence[Column], rows: list[list[Any]]) -> list[Candidate]:
-    measures = sorted((p for p in profiles if p.role == "measure"), key=lambda p: -_informative(p))[
-        :8
-    ]
-    categories = [p for p in profiles if p.role == "category"]
-    times = sorted((p for p in profiles if p.role == "time"), key=lambda p: -p.completeness)
-    out: list[Candidate] = []
+def _candidates(found: Survey) -> list[Candidate]:
+    """The obvious questions first, then the charts of the strongest facts, then the rest
+    (each kind scored as the module says), derived pairs left out."""
+    profiles, rows, main = found.columns, found.sample, found.focus
+    assert main is not None
+    derived = {frozenset(f.columns) for f in found.facts if f.kind == "derived"}
+    measures = main.measures[:8]  # those derived from another column last
+    categories = main.categories
+    out = _obvious(main, measures, found.rows)
+    out += _of_facts(found.facts, profiles, main)
     for m in measures:
         out.append(_histogram(m))
     for c in categories:
         out.append(_bar(c))
-    if times:
-        out.extend(_lines(times[0], measures, rows))
-    out.extend(_scatters(measures, rows))
-    out.extend(_heatmaps(categories, rows))
+    if main.time is not None and main.time.role == "time":
+        out.extend(_lines(main.time, measures, rows))
+    out.extend(_scatters(measures, rows, derived))
+    out.extend(_heatmaps(categories, rows, derived))
     out.extend(_measure_bars(categories, measures, rows))
+    return _distinct(out)
+
+
+OBVIOUS = 0.98  # the obvious questions' scores, in their order, before completeness
+
+
+def _obvious(main: Focus, measures: Sequence[Column], rows: int) -> list[Candidate]:
+    """What anyone opening the table asks first: the main measure by the main category and
+    over time, its distribution, and the main category's counts."""
+    out: list[Candidate] = []
+    m = measures[0] if measures else None
+    c = main.categories[0] if main.categories else None
+    t = main.time
+    score = OBVIOUS
+    if m is not None and c is not None:
+        reason = (
+            f"The first question: which {words.words(c.name)} has the highest mean "
+            f"{words.words(m.name)}"
+        )
+        out.append(_measure_bar(c, m, score * m.completeness, reason))
+        score -= 0.02
+    if m is not None and t is not None:
+        color = c if c is not None and _panel(t, c, rows) else None
+        span = f"{t.stats.get('min')} to {t.stats.get('max')}"
+        reason = f"How {words.words(m.name)} moves over {words.words(t.name)}, {span}"
+        if color is not None:
+            reason += f", one line per {words.words(color.name)}"
+        out.append(
+            Candidate(
+                "line",
+                score * m.completeness,
+                reason,
+                (t.name, m.name) + ((color.name,) if color else ()),
+                "line",
+                x=t.name,
+                y=m.name,
+                color=color.name if color else None,
+                aggregate="mean",
+            )
+        )
+        score -= 0.02
+    if m is not None:
+        histogram = _histogram(m)
+        reason = histogram.reason.replace("How", "How the main measure,", 1)
+        out.append(replace(histogram, score=score * m.completeness, reason=reason))
+        score -= 0.02
+    if c is not None and _uneven(c):
+        bar = _bar(c)
+        out.append(replace(bar, score=score * c.completeness))
+    return out
+
+
+def _panel(t: Column, c: Column, rows: int) -> bool:
+    """Whether a table holds one series per category over time (a few rows per time and
+    category, as stock prices by symbol): then a line per category says what a mean hides."""
+    return c.distinct <= 8 and rows <= 2 * max(t.distinct, 1) * c.distinct
+
+
+def _uneven(c: Column) -> bool:
+    """Whether a category's counts differ enough to be worth a chart (the largest at least
+    1.2 times the smallest listed), or say nothing about that."""
+    top = c.stats.get("top") or []
+    counts = [t["count"] for t in top]
+    return len(counts) < 2 or max(counts) >= 1.2 * min(counts)
+
+
+SURPRISE = 0.8  # a fact's chart scores this + 0.1 × its weight (≤ 0.9), × completeness
+
+
+def _of_facts(facts: Sequence[Fact], profiles: Sequence[Column], main: Focus) -> list[Candidate]:
+    """A chart for each of the strongest facts that one can show, its reason the fact."""
+    by_name = {c.name: c for c in profiles}
+    out = []
+    for f in facts[:12]:
+        drawn = _fact_chart(f, by_name, main)
+        if drawn is not None:
+            complete = math.prod(by_name[n].completeness for n in drawn.columns)
+            out.append(replace(drawn, score=min(0.9, SURPRISE + 0.1 * f.weight) * complete))
+    return out
+
+
+def _fact_chart(f: Fact, by_name: dict[str, Column], main: Focus) -> Candidate | None:
+    said = _said(f)
+    columns = [by_name[n] for n in f.columns if n in by_name]
+    roles = tuple(c.role for c in columns)
+    if f.kind in ("differs_by", "category_outlier", "seasonality") and len(columns) == 2:
+        m, c = columns
+        if m.role != "measure":
+            return None
+        if c.role == "time":  # a month or weekday pattern of a date: its line shows it
+            return _line(c, m, said)
+        return _measure_bar(c, m, 0.0, said)
+    if f.kind in ("trend", "change_point", "time_outlier") and roles == ("measure", "time"):
+        m, t = columns
+        return _line(t, m, said)
+    if f.kind in ("trend", "change_point", "time_outlier") and roles == ("measure", "date_part"):
+        m, t = columns
+        return _line(t, m, said)
+    if f.kind == "trend" and len(columns) == 3:  # a share of a sum moving: a line per category
+        m, c, t = columns
+        return Candidate(
+            "line", 0.0, said, (t.name, m.name, c.name), "line", t.name, m.name, c.name, "sum"
+        )
+    if f.kind == "trend" and len(columns) == 2 and columns[0].role == "category":
+        c, t = columns  # a share of rows moving: rows over time, a line per category
+        return Candidate("line", 0.0, said, (t.name, c.name), "line", x=t.name, color=c.name)
+    if f.kind == "correlation" and len(columns) == 2:
+        a, b = columns
+        return Candidate(
+            "scatter", 0.0, said, (a.name, b.name), "point", a.name, b.name, scans=False
+        )
+    if f.kind in ("skew", "outliers") and columns:
+        return replace(_histogram(columns[0]), reason=said)
+    if f.kind == "association" and len(columns) == 2:
+        a, b = columns
+        return Candidate("heatmap", 0.0, said, (a.name, b.name), "rect", a.name, b.name)
+    return None
+
+
+def _said(f: Fact) -> str:
+    """A fact in words, as the reason for its chart."""
+    said = findings.said(f)
+    return f"{said['title']}: {said['detail']}"
+
+
+def _line(t: Column, m: Column, reason: str) -> Candidate:
+    return Candidate(
+        "line", 0.0, reason, (t.name, m.name), "line", x=t.name, y=m.name, aggregate="mean"
+    )
+
+
+def _measure_bar(c: Column, m: Column, score: float, reason: str) -> Candidate:
+    return Candidate(
+        "bar", score, reason, (c.name, m.name), "bar", x=c.name, y=m.name, aggregate="mean"
+    )
+
+
+def _distinct(candidates: list[Candidate]) -> list[Candidate]:
+    """One candidate per chart (the first, best-placed one)."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for c in candidates:
+        key = (c.mark, c.x, c.y, c.color, c.aggregate)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
     return out
 
 
@@ -179,9 +339,13 @@ def _lines(t: Column, measures: Sequence[Column], rows: list[list[Any]]) -> list
     return out
 
 
-def _scatters(measures: Sequence[Column], rows: list[list[Any]]) -> list[Candidate]:
+def _scatters(
+    measures: Sequence[Column], rows: list[list[Any]], derived: set[frozenset[str]]
+) -> list[Candidate]:
     found = []
     for a, b in combinations(measures, 2):
+        if frozenset((a.name, b.name)) in derived:
+            continue
         r = association.pearson(rows, a.position, b.position)
         if r is None:
             continue
@@ -200,10 +364,14 @@ def _scatters(measures: Sequence[Column], rows: list[list[Any]]) -> list[Candida
     return found[:1] + [c for c in found[1:] if c.score >= 0.45 + 0.45 * 0.3]
 
 
-def _heatmaps(categories: Sequence[Column], rows: list[list[Any]]) -> list[Candidate]:
+def _heatmaps(
+    categories: Sequence[Column], rows: list[list[Any]], derived: set[frozenset[str]]
+) -> list[Candidate]:
     small = [c for c in categories if c.distinct <= HEATMAP_MAX]
     found = []
     for a, b in combinations(small, 2):
+        if frozenset((a.name, b.name)) in derived:
+            continue
         v = association.cramers_v(rows, a.position, b.position)
         if v is None:
             continue
