@@ -5,8 +5,9 @@
 Syncs the generated CSV (bench/make_csv.py, cached in bench/.data/) into a temporary data
 directory in this process, then times, in this process, ``charts.chart`` for one bar chart of a
 sum per carrier, a line of rows per day, a histogram (from the stored statistics) and a
-filtered histogram (a scan), and ``charts.recommend`` (what GET /datasets/ID/charts answers);
-and prints each spec's size in bytes (goal: under 100 KB for any request).
+filtered histogram (a scan), ``charts.recommend`` (what GET /datasets/ID/charts answers) and
+the statistics-only findings (what GET /datasets/ID/insights answers without an LLM); and
+prints each spec's size in bytes (goal: under 100 KB for any request).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from common import REPO, cached_csv, print_table, write_json
 sys.path.insert(0, str(REPO))
 
 import charts  # noqa: E402
+from charts.findings import findings  # noqa: E402
+from charts.profile import survey  # noqa: E402
 from streaming.convert import convert_csv  # noqa: E402
 from streaming.filter import parse  # noqa: E402
 from streaming.read import Dataset  # noqa: E402
@@ -105,6 +108,14 @@ def main(argv: list[str] | None = None) -> int:
                 "request": f"/charts: {len(found)} recommendations",
                 "seconds": round(seconds, 3),
                 "spec_bytes": max(len(orjson.dumps(c["spec"])) for c in found),
+            }
+        )
+        said, seconds = timed(lambda: findings(survey(dataset)))
+        figures.append(
+            {
+                "request": f"/insights without an LLM: {len(said)} findings",
+                "seconds": round(seconds, 3),
+                "spec_bytes": 0,
             }
         )
         dataset.close()

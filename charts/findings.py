@@ -177,10 +177,18 @@ def _differs_by(f: Fact, rows: int) -> tuple[str, str]:
         )
     return (
         f"{title(measure)} differs by {words(category)}",
-        f"Over all rows {means} ({number(high['rows'])} and {number(low['rows'])} rows): "
+        f"{_over(n)} {means} ({number(high['rows'])} and {number(low['rows'])} rows): "
         f"{n['gap_sd']:.2f} standard deviations apart, across {n['groups']} values of "
         f"{words(category)}.",
     )
+
+
+def _over(n: dict[str, Any]) -> str:
+    """Where a fact of the group-bys was measured: every row, or the sample when the
+    group-bys ran out of time."""
+    if n.get("sampled"):
+        return f"In a uniform sample of {number(n['sampled'])} rows"
+    return "Over all rows"
 
 
 def _category_outlier(f: Fact, rows: int) -> tuple[str, str]:
@@ -191,7 +199,7 @@ def _category_outlier(f: Fact, rows: int) -> tuple[str, str]:
     way = "highest" if side == "highest" else "lowest"
     return (
         f"{value(out['value'])} stands out on {words(measure)}",
-        f"Over all rows the mean {words(measure)} for {value(out['value'])} is "
+        f"{_over(n)} the mean {words(measure)} for {value(out['value'])} is "
         f"{number(out['mean'])} ({number(out['rows'])} rows), the {way} of "
         f"{n['groups']} values of {words(category)}; the next is {number(n['next'])}. The "
         f"{way} and the other end are {n['gap_sd']:.2f} standard deviations apart.",
@@ -207,7 +215,7 @@ def _seasonality(f: Fact, rows: int) -> tuple[str, str]:
     peak, trough = (str(x["value"]) if named else value(x["value"]) for x in (high, low))
     return (
         f"{title(measure)} peaks in {peak}" if named else f"{title(measure)} varies with {by}",
-        f"By {by}, over all rows, the mean {words(measure)} is highest for {peak} "
+        f"By {by}, {_over(n).lower()}, the mean {words(measure)} is highest for {peak} "
         f"({number(high['mean'])}) and lowest for {trough} ({number(low['mean'])}): "
         f"{n['gap_sd']:.2f} standard deviations apart.",
     )
@@ -232,7 +240,8 @@ def _trend(f: Fact, rows: int) -> tuple[str, str]:
         f"{title(measure)} {way} over {words(time)}",
         f"The mean {words(measure)} per {n['unit']} goes from {number(n['start_mean'])} "
         f"({n['first']}) to {number(n['end_mean'])} ({n['last']}); the typical change over the "
-        f"span is {number(n['change'])} (Sen's slope; {test}, {n['buckets']} points).",
+        f"span is {number(n['change'])} (Sen's slope; {test}, {n['buckets']} points; "
+        f"{_over(n).lower()}).",
     )
 
 

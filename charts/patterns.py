@@ -25,8 +25,10 @@ one scan), and each with its test and threshold:
   that moves by 10 points or more is a ``trend`` of that share (its numbers name the
   category's ``value``) when Mann–Kendall says so.
 
-Group-bys are capped at GROUPBYS_MAX per call and at GROUPS_MAX groups each; the measures,
-categories and time axis come from ``charts.focus``. Means of a time bucket are folded from
+Group-bys are capped at GROUPBYS_MAX per call, at GROUPS_MAX groups each, and at SECONDS for
+all of them: each runs over all rows only when its foreseen cost fits what is left, else it
+groups the sync's 1,000-row sample (and its facts say so). The measures, categories and time
+axis come from ``charts.focus``. Means of a time bucket are folded from
 the exact values' groups weighted by their rows.
 """
 
@@ -35,8 +37,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
+from time import perf_counter
 from typing import Any
 
 from charts import data
@@ -49,6 +52,8 @@ from streaming.query import RUNNER
 from streaming.read import Dataset
 
 GROUPBYS_MAX = 6
+SECONDS = 0.6  # for the group-bys over all rows of one call; the rest come from the sample
+FEW_GROUPS = 16  # past this many groups the engine sorts rows by group: dearer
 GROUPS_MAX = 20_000
 MEASURES = 3  # measures each group-by averages
 SERIES_MAX = 60  # time buckets of a series
@@ -69,56 +74,92 @@ class Group:
     means: dict[str, float | None]
 
 
-def pattern_facts(dataset: Dataset, found: Focus) -> list[Fact]:
-    """The facts over all rows that the main measures, categories and time axis show."""
+def pattern_facts(
+    dataset: Dataset, found: Focus, sample: list[list[Any]], seconds: float = SECONDS
+) -> list[Fact]:
+    """The facts that the main measures, categories and time axis show: over all rows while
+    the group-bys fit in ``seconds``, from the sample after that (``sampled`` in their
+    numbers says how many sample rows they rest on)."""
     measures = found.main_measures[:MEASURES]
     if not measures:
         return []
-    budget = _Budget(dataset, measures)
-    out: list[Fact] = []
-    if found.time is not None:
-        groups = budget.run([found.time])
-        if groups is not None:
-            out += _over_time(found.time, groups, measures)
+    budget = _Budget(dataset, measures, sample, seconds)
+    time_axis = found.time
     cycles = [p for p in found.parts if p.part in CYCLES]
-    if found.time is not None and found.time.role == "time":  # months come from its days
+    if time_axis is not None and time_axis.role == "time":  # months come from its days
         cycles = [p for p in cycles if p.part not in ("month", "weekday", "dow")]
-    for part in cycles[:2]:
-        groups = budget.run([part])
-        if groups is not None:
-            for m in measures:
-                out += _by_values(m, part, groups, "seasonality")
-    for c in found.categories[:2]:
-        groups = budget.run([c])
-        if groups is not None:
-            for m in measures:
-                out += _by_values(m, c, groups, "differs_by")
-    if found.time is not None and found.categories:
-        out += _shares(budget, found.categories[0], found.time, measures[0])
+    # The group-bys in the order they matter: the main category, the time axis, the second
+    # category, the cycles (hour of the day), the main category's shares over time.
+    steps: list[tuple[str, list[Column]]] = [("differs_by", found.categories[:1])]
+    steps.append(("time", [time_axis] if time_axis is not None else []))
+    steps.append(("differs_by", found.categories[1:2]))
+    steps += [("seasonality", [part]) for part in cycles[:2]]
+    if time_axis is not None and found.categories:
+        c = found.categories[0]
+        if c.distinct * max(time_axis.distinct, 1) <= GROUPS_MAX:
+            steps.append(("shares", [c, time_axis]))
+    out: list[Fact] = []
+    for kind, by in steps:
+        if not by:
+            continue
+        groups, sampled = budget.run(by)
+        if groups is None:
+            continue
+        if kind == "time":
+            facts = _over_time(by[0], groups, measures)
+        elif kind == "shares":
+            facts = _shares(groups, by[0], by[1], measures[0])
+        else:
+            facts = [f for m in measures for f in _by_values(m, by[0], groups, kind)]
+        out += [_sampled(f, len(sample)) for f in facts] if sampled else facts
     return out
 
 
-class _Budget:
-    """Runs at most GROUPBYS_MAX group-bys of count and the measures' means."""
+def _sampled(f: Fact, rows: int) -> Fact:
+    return replace(f, numbers={**f.numbers, "sampled": rows})
 
-    def __init__(self, dataset: Dataset, measures: Sequence[Column]) -> None:
+
+class _Budget:
+    """Group-bys of count and the measures' means: at most GROUPBYS_MAX over all rows, each
+    run only when its cost, foreseen from the first one's (per row and measure, half again for
+    many groups), fits what is left of ``seconds``; the others are grouped from the sample."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        measures: Sequence[Column],
+        sample: list[list[Any]],
+        seconds: float,
+    ) -> None:
         self.dataset = dataset
         self.measures = measures
+        self.sample = sample
         self.left = GROUPBYS_MAX
+        self.seconds = seconds
+        self.started = perf_counter()
+        self.per_unit: float | None = None  # seconds per million rows and measure, measured
         self.query = filters.parse({}, dataset.meta["columns"])
 
-    def run(self, by: Sequence[Column]) -> list[Group] | None:
-        """One group per value of ``by`` (None past the budget or the group cap)."""
-        if self.left <= 0:
-            return None
+    def run(self, by: Sequence[Column]) -> tuple[list[Group] | None, bool]:
+        """One group per value of ``by``, and whether they come from the sample (None when
+        over all rows they pass GROUPS_MAX)."""
+        units = max(self.dataset.rows, 1) / 1e6 * (1 + len(self.measures))
+        many = math.prod(c.distinct for c in by) > FEW_GROUPS
+        foreseen = (self.per_unit or 0.0) * units * (1.5 if many else 1.0)
+        left = self.seconds - (perf_counter() - self.started)
+        if self.left <= 0 or left <= 0 or foreseen > left:
+            return self._from_sample(by), True
         self.left -= 1
+        started = perf_counter()
         aggregates = [Aggregate("count", None, None)]
         aggregates += [Aggregate("mean", m.name, m.position) for m in self.measures]
         rows, truncated = RUNNER.groups(
             self.dataset, self.query, [c.position for c in by], aggregates, GROUPS_MAX
         )
+        if self.per_unit is None:
+            self.per_unit = (perf_counter() - started) / units / (1.5 if many else 1.0)
         if truncated:
-            return None
+            return None, False
         names = [c.name for c in by]
         return [
             Group(
@@ -127,6 +168,28 @@ class _Budget:
                 {m.name: r.get(a.name) for m, a in zip(self.measures, aggregates[1:])},
             )
             for r in rows
+        ], False
+
+    def _from_sample(self, by: Sequence[Column]) -> list[Group]:
+        cells: dict[Any, tuple[list[int], dict[str, list[float]]]] = {}
+        for row in self.sample:
+            values = tuple(row[c.position] for c in by)
+            key = values if len(by) > 1 else values[0]
+            count, sums = cells.setdefault(key, ([0], {}))
+            count[0] += 1
+            for m in self.measures:
+                if row[m.position] is not None:
+                    sums.setdefault(m.name, []).append(row[m.position])
+        return [
+            Group(
+                key,
+                count[0],
+                {
+                    m.name: statistics.fmean(sums[m.name]) if sums.get(m.name) else None
+                    for m in self.measures
+                },
+            )
+            for key, (count, sums) in cells.items()
         ]
 
 
@@ -374,13 +437,8 @@ def _named(key: Any, part: str | None) -> Any:
     return key
 
 
-def _shares(budget: _Budget, category: Column, time: Column, measure: Column) -> list[Fact]:
+def _shares(groups: list[Group], category: Column, time: Column, measure: Column) -> list[Fact]:
     """The main category's shares of the main measure (or of rows) over time."""
-    if category.distinct * max(time.distinct, 1) > GROUPS_MAX:
-        return []
-    groups = budget.run([category, time])
-    if groups is None:
-        return []
     summed = (measure.stats.get("min") or 0) >= 0
     unit = _unit(time) if time.role == "time" else None
     totals: dict[Any, dict[Any, float]] = {}

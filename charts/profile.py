@@ -49,7 +49,7 @@ from charts import association
 from charts.columns import Column, _words, columns_and_sample
 from charts.fact import Fact, round_to
 from charts.focus import Focus, focus
-from charts.patterns import pattern_facts
+from charts.patterns import SECONDS, pattern_facts
 from streaming.read import Dataset
 
 __all__ = ["Fact", "Survey", "build", "profile", "survey"]
@@ -92,14 +92,15 @@ class Survey:
     focus: Focus | None = None
 
 
-def survey(dataset: Dataset, *, over_rows: bool = True) -> Survey:
+def survey(dataset: Dataset, *, seconds: float = SECONDS) -> Survey:
     """Give every column its role and find the facts: from the statistics and the sample, and
-    (``over_rows``) from a few group-bys over all rows (``charts.patterns``)."""
+    from a few group-bys (``charts.patterns``) over all rows for up to ``seconds`` (then over
+    the sample)."""
     columns, sample = columns_and_sample(dataset)
     derived, pairs = derived_facts(columns, sample)
     main = focus(columns, sample, pairs)
     found = [f for c in columns for f in column_facts(c, dataset.rows, sample)]
-    grouped = pattern_facts(dataset, main) if over_rows else []
+    grouped = pattern_facts(dataset, main, sample, seconds)
     grouped = [f for f in grouped if frozenset(f.columns[:2]) not in pairs]
     found += derived + pair_facts(columns, sample, pairs, {f.columns[:2] for f in grouped})
     found += grouped

@@ -73,13 +73,17 @@ class Candidate:
     color: str | None = None
     aggregate: str | None = None
     scans: bool = True  # whether its chart reads the rows (not only statistics or the sample)
+    obvious: bool = False  # one of the questions anyone asks first: placed first, in order
 
 
 def recommend(
     dataset: Dataset, limit: int = 8, *, max_groups: int = DEFAULT_MAX_GROUPS
 ) -> list[dict[str, Any]]:
-    """Up to ``limit`` charts, best first: ``{"title", "reason", "score", "spec"}``."""
-    found = survey(dataset)
+    """Up to ``limit`` charts, best first: ``{"title", "reason", "score", "spec"}``.
+
+    The facts that choose charts come from the sample alone (``seconds=0``): the charts
+    themselves then read all rows, and the answer pays for them, not for the facts twice."""
+    found = survey(dataset, seconds=0.0)
     query = filters.parse({}, dataset.meta["columns"])  # every row
     out = []
     for c in _ranked(_candidates(found), limit):
@@ -163,13 +167,14 @@ def _obvious(main: Focus, measures: Sequence[Column], rows: int) -> list[Candida
     if c is not None and _uneven(c):
         bar = _bar(c)
         out.append(replace(bar, score=score * c.completeness))
-    return out
+    return [replace(o, obvious=True) for o in out]
 
 
 def _panel(t: Column, c: Column, rows: int) -> bool:
-    """Whether a table holds one series per category over time (a few rows per time and
+    """Whether a table holds one series per category over time (about one row per time and
     category, as stock prices by symbol): then a line per category says what a mean hides."""
-    return c.distinct <= 8 and rows <= 2 * max(t.distinct, 1) * c.distinct
+    cells = max(t.distinct, 1) * c.distinct
+    return c.distinct <= 8 and cells / 2 <= rows <= 2 * cells
 
 
 def _uneven(c: Column) -> bool:
@@ -203,8 +208,8 @@ def _fact_chart(f: Fact, by_name: dict[str, Column], main: Focus) -> Candidate |
         m, c = columns
         if m.role != "measure":
             return None
-        if c.role == "time":  # a month or weekday pattern of a date: its line shows it
-            return _line(c, m, said)
+        if c.role == "time":  # a month or weekday pattern of a date: no chart draws months
+            return None  # of the year yet, and the line over time is among the obvious ones
         return _measure_bar(c, m, 0.0, said)
     if f.kind in ("trend", "change_point", "time_outlier") and roles == ("measure", "time"):
         m, t = columns
@@ -418,7 +423,8 @@ def _measure_bars(
 
 
 def _ranked(candidates: list[Candidate], limit: int) -> list[Candidate]:
-    """Greedy, for variety: repeated kinds and columns weigh less each time."""
+    """The obvious questions first, as they come; then greedy, for variety: repeated kinds and
+    columns weigh less each time (and no chart scores above the one before it)."""
     chosen: list[Candidate] = []
     scans = 0
     kinds: dict[str, int] = {}
@@ -430,12 +436,14 @@ def _ranked(candidates: list[Candidate], limit: int) -> list[Candidate]:
             repeats = sum(uses.get(n, 0) for n in c.columns)
             return c.score * 0.9 ** kinds.get(c.kind, 0) * 0.95**repeats
 
-        best = max(pool, key=adjusted)
+        pinned = [c for c in pool if c.obvious]
+        best = pinned[0] if pinned else max(pool, key=adjusted)
         pool.remove(best)
         if best.scans and scans >= MAX_SCANS:
             continue
         scans += best.scans
-        chosen.append(replace(best, score=adjusted(best)))
+        score = best.score if best.obvious else adjusted(best)
+        chosen.append(replace(best, score=min([score, *(c.score for c in chosen[-1:])])))
         kinds[best.kind] = kinds.get(best.kind, 0) + 1
         for n in best.columns:
             uses[n] = uses.get(n, 0) + 1
