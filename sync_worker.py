@@ -30,12 +30,13 @@ from pathlib import Path
 
 import orjson
 
+from charts.columns import decided_roles
 from streaming import metadata
 from streaming.column_backfill import build_columns
 from streaming.convert import ROWS_FILE, convert_csv
 from streaming.errors import RilletError
 from streaming.jobs import Claim, Jobs, job_error, progress
-from streaming.options import reading, upload_options
+from streaming.options import check_roles, reading, upload_options
 from streaming.settings import Settings
 from streaming.store import Store, utc_now
 
@@ -227,6 +228,8 @@ def sync_job(settings: Settings, job_id: str) -> None:
             reading=reading(options, settings.date_order),
             max_bytes=settings.max_upload_mb * 2**20,
         )
+        check_roles(options.get("roles"), conversion.columns)
+        roles = decided_roles(tmp, conversion.columns, options.get("roles"))
         meta = metadata.ready(
             job,
             rows=conversion.rows,
@@ -237,6 +240,7 @@ def sync_job(settings: Settings, job_id: str) -> None:
             ready_at=utc_now(),
             columns_format=conversion.columns_format,
             source_format=conversion.format,
+            roles=roles,
         )
         store.publish(tmp, dataset_id, meta)
     except Exception as exc:

@@ -24,9 +24,11 @@ A column's role:
 - left out: ``empty`` (all null), ``constant`` (one value), ``text`` (free text: more than 50
   values, longer than codes or with spaces).
 
-The roles decided so can be corrected: an upload's ``roles=flight:identifier,dep_time:clock``
-is kept in the dataset's METADATA (``roles``) and wins over what the data suggests, where the
-column's type allows it (``FORCIBLE``).
+The sync decides every column's role once (``decided_roles``) and keeps them in the dataset's
+METADATA (``roles``: ``{NAME: ROLE}``), where clients and the web page read them. An upload's
+``roles=flight:identifier,dep_time:clock`` corrects them: a given role wins over what the data
+suggests, where the column's type allows it (``streaming.options.ROLES_OF_TYPE``; the sync
+fails a job whose roles do not fit, ``role_mismatch``).
 
 ``columns_and_sample`` reads what recommendations and insights start from: every column with
 its statistics and role (``stats.json``), and the sync's uniform sample of rows; no rows.
@@ -37,13 +39,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from charts import data, encoding
 from streaming import filter as filters
+from streaming.convert import SAMPLE_FILE, STATS_FILE
+from streaming.options import ROLES, ROLES_OF_TYPE
 from streaming.read import Dataset
+
+__all__ = ["ROLES", "Column", "classified", "classify", "columns_and_sample", "decided_roles"]
 
 CATEGORY_MAX = 50
 CODE_CATEGORY_MAX = 500  # short codes with at most this many values are a category
@@ -90,16 +97,6 @@ DATE_PARTS: dict[str, tuple[int, int]] = {  # a date part's name and the range o
     "hour": (0, 23),
     "minute": (0, 59),
 }
-ROLES = ("measure", "category", "time", "date_part", "clock", "identifier", "text")
-# The roles a correction may give each type of column.
-FORCIBLE: dict[str, frozenset[str]] = {
-    "integer": frozenset(["measure", "category", "date_part", "clock", "identifier"]),
-    "number": frozenset(["measure", "category", "identifier"]),
-    "string": frozenset(["category", "identifier", "text"]),
-    "boolean": frozenset(["category"]),
-    "date": frozenset(["time", "category"]),
-    "datetime": frozenset(["time", "category"]),
-}
 DIMENSIONS = frozenset(["category", "time", "date_part"])  # what charts group by
 
 
@@ -125,27 +122,46 @@ class Column(encoding.Column):
 
 
 def columns_and_sample(dataset: Dataset) -> tuple[list[Column], list[list[Any]]]:
-    """Every column with its statistics and role, and the sync's row sample."""
+    """Every column with its statistics and role (as the sync decided it and METADATA says,
+    or decided now for a dataset synced before roles were), and the sync's row sample."""
     stats: dict[str, Any] = orjson.loads(dataset.stats_bytes())
     sample, _ = data.sample(dataset, filters.parse({}, dataset.meta["columns"]))
-    forced: Mapping[str, str] = dataset.meta.get("roles") or {}
-    columns = [
+    return classified(dataset.meta["columns"], stats, sample, dataset.meta.get("roles")), sample
+
+
+def classified(
+    columns: Sequence[Mapping[str, Any]],
+    stats: Mapping[str, Any],
+    sample: list[list[Any]],
+    given: Mapping[str, str] | None,
+) -> list[Column]:
+    """The columns (METADATA's ``columns``) with their roles, ``given`` ones first."""
+    given = given or {}
+    return [
         classify(
             c["name"],
             i,
             c["type"],
             stats.get(c["name"]) or {},
             [row[i] for row in sample if row[i] is not None],
-            forced.get(c["name"]),
+            given.get(c["name"]),
         )
-        for i, c in enumerate(dataset.meta["columns"])
+        for i, c in enumerate(columns)
     ]
-    return columns, sample
 
 
-def roles_of(dataset: Dataset) -> dict[str, str]:
-    """Every column's role, by name: what ``GET /datasets/ID/stats`` shows beside each."""
-    return {c.name: c.role for c in columns_and_sample(dataset)[0]}
+def decided_roles(
+    folder: Path, columns: Sequence[Mapping[str, Any]], given: Mapping[str, str] | None
+) -> dict[str, str]:
+    """Every column's role, by name, from a synced folder's statistics and sample: what the
+    sync keeps in METADATA (``roles``), the upload's corrections (``given``) winning."""
+    stats = orjson.loads((folder / STATS_FILE).read_bytes())
+    try:
+        lines = (folder / SAMPLE_FILE).read_bytes().splitlines()
+    except FileNotFoundError:
+        lines = []
+    sample = [orjson.loads(line) for line in lines]
+    return {c.name: c.role for c in classified(columns, stats, sample, given)}
 
 
 def classify(
@@ -167,7 +183,7 @@ def classify(
         return make("empty")
     if int(stats.get("distinct") or 0) <= 1:
         return make("constant")
-    if forced is not None and forced in FORCIBLE.get(kind, ()):
+    if forced is not None and forced in ROLES_OF_TYPE.get(kind, ()):
         return make(forced)
     return make(_role(name, kind, stats, values))
 

@@ -26,9 +26,11 @@ def ready(
     ready_at: str,
     columns_format: int | None,
     source_format: str,
+    roles: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The record of a dataset whose sync has just finished; ``columns_format`` says which
-    layout its column files have (``streaming.column_store``), None for rows alone."""
+    layout its column files have (``streaming.column_store``), None for rows alone; ``roles``
+    what charts and insights take each column for (``charts.columns``)."""
     record = _record(
         job,
         status="ready",
@@ -38,7 +40,7 @@ def ready(
         size=size,
         ready_at=ready_at,
     )
-    return {**record, "columns_format": columns_format}
+    return {**record, "columns_format": columns_format, "roles": roles or {}}
 
 
 def pending(job: dict[str, Any]) -> dict[str, Any]:

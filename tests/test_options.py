@@ -15,7 +15,7 @@ from streaming.settings import Settings
 from tests.conftest import assert_error, upload
 from tests.corpus import convert_bytes, sync_bytes
 
-DEFAULTS = {"types": None, "decimal": ".", "header": True, "sheet": None}
+DEFAULTS = {"types": None, "decimal": ".", "header": True, "sheet": None, "roles": None}
 
 
 @pytest.mark.parametrize(

@@ -46,6 +46,12 @@ UPLOAD = Doc(
             "false: the first line is data (columns column_1, column_2, ...).",
         ),
         param("sheet", {"type": "string"}, "A workbook's sheet (default: the first)."),
+        param(
+            "roles",
+            {"type": "string"},
+            "Corrected column roles: COL:ROLE,COL:ROLE (measure, category, time, date_part, "
+            "clock, identifier, text).",
+        ),
     ),
     body={
         "required": True,

@@ -91,6 +91,23 @@ SCHEMAS: dict[str, Any] = {
             "bytes": _NULLABLE_INT,
             "created_at": _TIME,
             "ready_at": _TIME,
+            "roles": {
+                "type": "object",
+                "description": "What charts and insights take each column for (ready datasets)",
+                "additionalProperties": {
+                    "enum": [
+                        "measure",
+                        "category",
+                        "time",
+                        "date_part",
+                        "clock",
+                        "identifier",
+                        "text",
+                        "constant",
+                        "empty",
+                    ]
+                },
+            },
         },
     },
     "RowsPage": {
