@@ -26,7 +26,7 @@ import pytest
 from charts.columns import classify, columns_and_sample
 from charts.findings import findings
 from charts.patterns import mann_kendall, sen_slope
-from charts.profile import derived_facts, same_family, survey
+from charts.profile import derived_facts, profile, same_family, survey
 from charts.recommend import recommend
 from server import Rillet
 from streaming.read import open_dataset
@@ -386,3 +386,19 @@ if __name__ == "__main__":  # the table README quotes: python -m tests.test_judg
             for why in result.thrown:
                 print("  ", why, file=sys.stderr)
         app.close()
+
+
+def test_the_llms_profile_carries_the_roles_the_focus_and_the_top_insights(
+    made: tuple[Rillet, str],
+) -> None:
+    rillet, dataset_id = made
+    with open_dataset(rillet.store, rillet.jobs, dataset_id) as dataset:
+        body = profile(dataset)
+    roles = {c["name"]: c["role"] for c in body["columns"]}
+    assert roles["flight"] == "identifier" and roles["sched"] == "clock"
+    assert roles["hour"] == "date_part" and roles["delay"] == "measure"
+    assert body["focus"]["measures"][0] == "delay" and body["focus"]["time"] == "day"
+    assert body["focus"]["categories"] == ["carrier"]
+    facts = body["facts"]
+    assert {f["fact"] for f in facts[:5]} >= {"category_outlier", "seasonality"}, facts
+    assert not any(f["columns"][0] in ("flight", "sched", "hour") for f in facts[:5]), facts
