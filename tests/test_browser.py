@@ -142,6 +142,9 @@ def test_a_person_walks_through_every_view(browser: Browser, tmp_path: Path) -> 
     b.text_of(".progress-area", "flights.csv is ready: 450 rows.")
     b.find("#datasets a").click()
     b.text_of(".where", "rows 1–100 of 450")
+    # Each column's role from METADATA, beside its type (in the folded list of columns).
+    roles = b.driver.find_elements(By.CSS_SELECTOR, ".about ul.columns .role")
+    assert [r.get_attribute("textContent") for r in roles] == ["time, ", "category, ", "measure, "]
     assert b.console_errors() == []
 
     # Page forward, then sort by clicking a header (twice: descending).

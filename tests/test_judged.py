@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from charts.columns import classify, columns_and_sample
 from charts.findings import findings
@@ -29,6 +31,7 @@ from charts.patterns import mann_kendall, sen_slope
 from charts.profile import derived_facts, profile, same_family, survey
 from charts.recommend import recommend
 from server import Rillet
+from streaming.options import ROLES, ROLES_OF_TYPE
 from streaming.read import open_dataset
 from tests.analyst_corpus import CORPUS, Chart, Finding, Judged, csv_bytes
 from tests.conftest import app_client, make_settings, upload
@@ -402,3 +405,40 @@ def test_the_llms_profile_carries_the_roles_the_focus_and_the_top_insights(
     facts = body["facts"]
     assert {f["fact"] for f in facts[:5]} >= {"category_outlier", "seasonality"}, facts
     assert not any(f["columns"][0] in ("flight", "sched", "hour") for f in facts[:5]), facts
+
+
+finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
+
+
+@given(st.lists(finite, min_size=2, max_size=40))
+def test_mann_kendall_turns_with_the_series(values: list[float]) -> None:
+    z, tau = mann_kendall(values)
+    back_z, back_tau = mann_kendall(values[::-1])
+    assert -1.0 <= tau <= 1.0 and back_tau == -tau and back_z == -z
+
+
+@given(
+    st.sampled_from(["integer", "number", "string", "boolean", "date", "datetime", "null"]),
+    st.text(min_size=1, max_size=12),
+    st.integers(min_value=0, max_value=10_000),
+    st.integers(min_value=0, max_value=10_000),
+    st.lists(st.integers(min_value=-5000, max_value=5000), max_size=60),
+    st.sampled_from([None, *ROLES]),
+)
+def test_every_column_gets_a_role_its_type_can_take(
+    kind: str, name: str, count: int, distinct: int, values: list[int], given_role: str | None
+) -> None:
+    stats: dict[str, Any] = {"count": count, "distinct": min(distinct, count)}
+    if values and kind in ("integer", "number"):
+        stats["min"], stats["max"] = min(values), max(values)
+    if kind == "string":
+        stats["max_length"] = 8
+        sampled: list[Any] = [str(v) for v in values]
+    else:
+        sampled = values
+    got = classify(name, 0, kind, stats, sampled, given_role).role
+    assert got in (*ROLES, "constant", "empty")
+    if got in ROLES:
+        assert got in ROLES_OF_TYPE[kind], (kind, got)
+    if given_role in ROLES_OF_TYPE[kind] and count and stats["distinct"] > 1:
+        assert got == given_role

@@ -213,10 +213,15 @@ async function dataset(id, view, params) {
   module.render(area, meta, params, (next) => go(id, view, next));
 }
 
+// A column's role (METADATA "roles": what charts and insights take it for) in words.
+const ROLE_WORDS = { date_part: "date part", clock: "clock time" };
+
 function about(meta) {
   const s = meta.source || {};
+  const roles = meta.roles || {};
   const columns = meta.columns.map((c) =>
     h("li", {}, h("strong", {}, c.name), ` ${c.type}${c.format ? ` (${c.format})` : ""}${c.unit ? ` ${c.unit}` : ""}, `,
+      roles[c.name] ? h("span", { class: "role" }, `${ROLE_WORDS[roles[c.name]] || roles[c.name]}, `) : "",
       `${meta.rows ? ((100 * c.nulls) / meta.rows).toFixed(1) : 0}% null`),
   );
   return h(
