@@ -67,6 +67,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"expected a number of at least 0, got {text!r}")
+    return value
+
+
 def _date_order(text: str) -> str:
     value = text.strip().lower()
     if value not in ("mdy", "dmy"):
@@ -171,6 +178,12 @@ class Settings:
         _workers,
     )
     threads: int = _setting("8", "waitress threads in each of those processes.", _positive_int)
+    drain_seconds: float = _setting(
+        "10",
+        "On SIGTERM, seconds a serving process waits for the answers in flight to finish "
+        "(it accepts no new connection meanwhile); 0 stops at once.",
+        _non_negative_float,
+    )
     streams_max: int = _setting(
         "4",
         "Most responses streaming at once (exports, streamed chats, job progress); past it "
