@@ -161,6 +161,11 @@ def fetch(
             except httpx.TimeoutException:
                 raise _timeout(url, timeout, ends, deadline) from None
             except httpx.HTTPError as exc:
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    raise SourceFailed(
+                        f"{mask_url(url)}'s certificate is not trusted (SOURCE_CA_FILE names "
+                        "the authorities to trust)"
+                    ) from None
                 raise SourceFailed(
                     f"fetching {mask_url(url)} failed ({type(exc).__name__}: the connection "
                     "was refused, reset or cut)"
