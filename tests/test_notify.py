@@ -23,7 +23,15 @@ from server import Rillet
 from streaming.notify import signature
 from streaming.settings import Settings
 from sync_worker import Worker
-from tests.conftest import app_client, assert_error, make_settings
+from tests.conftest import (
+    WRITE_KEY,
+    app_client,
+    assert_error,
+    make_settings,
+    start_server,
+    stop,
+    wait_for,
+)
 from tests.fake_origin import FakeOrigin
 from tests.test_schedule import Clock
 
@@ -254,3 +262,30 @@ def test_a_bad_notify_is_a_400_with_nothing_stored(tmp_path: Path, notify: Any, 
     assert "s" * 1025 not in error["message"]
     data = app.settings.data_dir
     assert not os.listdir(data / "jobs") and not any((data / "secrets").glob("*"))
+
+
+@pytest.mark.integration
+def test_through_the_real_server_the_webhook_arrives_and_no_secret_is_logged(
+    tmp_path: Path, origin: FakeOrigin
+) -> None:
+    """The server's own worker thread syncs, its notifier thread sends; sync now works too."""
+    running = start_server(
+        tmp_path / "data", API_KEYS=f"{WRITE_KEY}:write", SOURCE_ALLOW_PRIVATE="1", RATE_LIMIT="0"
+    )
+    try:
+        with httpx.Client(base_url=running.base_url, headers={"X-API-Key": WRITE_KEY}) as client:
+            dataset = _create(client, origin)
+            wait_for(lambda: len(origin.hooks) == 1)
+            assert _verified(*origin.hooks[0])["event"] == "sync.done"
+            assert client.post(f"/datasets/{dataset}/sync").status_code == 202
+            wait_for(lambda: len(origin.hooks) == 2)
+            job = client.get(f"/jobs/job_{dataset.removeprefix('ds_')}").json()
+            assert (job["status"], job["changed"]) == ("done", False)
+            source = client.get(f"/datasets/{dataset}").json()["source"]
+            assert source["next_sync_at"] is not None and source["failures"] == 0
+            answers = client.get("/datasets").text + str(job) + str(source)
+    finally:
+        output = stop(running.process)
+    assert f"/datasets/{dataset}/sync" in output  # the log was captured
+    for text in (output, answers):
+        assert SECRET not in text and TOKEN not in text

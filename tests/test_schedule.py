@@ -304,6 +304,7 @@ def test_two_workers_never_sync_one_dataset_at_once(
     assert len(origin.requests) == 2
 
 
+@pytest.mark.integration
 def test_two_worker_processes_queue_a_due_source_once(
     app: Rillet, client: httpx.Client, origin: FakeOrigin, clock: Clock
 ) -> None:
