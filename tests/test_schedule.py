@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server import Rillet
 from streaming.schedule import Schedules, backoff, epoch, iso
@@ -354,3 +356,42 @@ def test_a_source_without_every_is_never_fetched_on_its_own(
     assert client.delete(f"/datasets/{dataset}").status_code == 204
     assert not (app.settings.data_dir / "schedule" / f"{dataset}.json").exists()
     assert worker.schedule_due() == 0
+
+
+@given(
+    every=st.integers(60, 7 * 24 * HOUR),
+    failures=st.integers(1, 200),
+    cap=st.integers(1, 30 * 24 * HOUR),
+)
+def test_backoff_grows_from_twice_every_and_never_passes_its_cap(
+    every: int, failures: int, cap: int
+) -> None:
+    wait = backoff(every, failures, cap)
+    assert every <= wait <= max(every, cap)
+    assert wait >= min(2 * every, max(every, cap))
+    assert backoff(every, failures + 1, cap) >= wait
+
+
+@settings(max_examples=30, deadline=None)
+@given(gaps=st.lists(st.integers(0, 10 * HOUR), min_size=1, max_size=8))
+def test_a_schedule_is_due_once_per_sync_however_long_the_gap(
+    tmp_path_factory: pytest.TempPathFactory, gaps: list[int]
+) -> None:
+    """Whatever the clock does between looks, a source is due only once its time has come,
+    and a sync that ends puts the next time ``every`` after it: never a backlog."""
+    clock = Clock(1_800_000_000)
+    schedules = Schedules(tmp_path_factory.mktemp("data"), clock)
+    schedules.create("ds_000000000001", 600)
+    schedules.succeeded("ds_000000000001", None, None)
+    for gap in gaps:
+        clock.advance(gap)
+        state = schedules.get("ds_000000000001")
+        assert state is not None
+        due = epoch(state["next_sync_at"]) <= clock.t
+        assert schedules.due() == (["ds_000000000001"] if due else [])
+        assert schedules.reserve("ds_000000000001") is due
+        assert schedules.due() == []  # reserved: nobody queues it again
+        if due:
+            schedules.succeeded("ds_000000000001", None, None)
+            state = schedules.get("ds_000000000001")
+            assert state is not None and epoch(state["next_sync_at"]) == clock.t + 600
