@@ -134,6 +134,7 @@ class Worker:
                 if self.schedules.reserve(dataset_id):  # still due, now moved on: ours
                     self.jobs.retry(job_id)
                     queued += 1
+                    log.info("worker: %s is due; its sync is queued", dataset_id)
             finally:
                 claim.release()
         return queued
@@ -168,6 +169,7 @@ class Worker:
     def recover(self) -> None:
         for job_id in self.jobs.recover(self.settings.sync_attempts):
             log.warning("worker: recovered job %s from a worker that stopped", job_id)
+            self._ended(job_id)  # failed for good (or done): its schedule and webhook
         self.store.empty_trash()
 
     def give_columns(self) -> None:

@@ -9,10 +9,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
+from server import Rillet
 from streaming.fetch import SourceFailed, fetch, guarded_client
 from streaming.sources import SourceNotAllowed
+from sync_worker import sync_all
+from tests.conftest import app_client, make_settings
 from tests.fake_origin import CSV, FakeOrigin
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
@@ -84,3 +88,23 @@ def test_a_trickling_origin_meets_the_deadline(tmp_path: Path) -> None:
     assert failed.value.code == "source_timeout"
     assert 1.0 <= elapsed < 3.0
     assert not (tmp_path / "t.csv").exists() and not (tmp_path / "t.csv.part").exists()
+
+
+def test_the_worker_fetches_an_https_source_with_source_ca_file(
+    tmp_path: Path, tls_origin: FakeOrigin, certificate: tuple[str, str]
+) -> None:
+    app = Rillet(
+        make_settings(tmp_path / "data", source_allow_private=True, source_ca_file=certificate[0])
+    )
+    with app_client(app) as client:
+        body = {"source": {"url": tls_origin.url("/data.csv")}}
+        created = client.post(
+            "/datasets", content=orjson.dumps(body), headers={"Content-Type": "application/json"}
+        )
+        assert created.status_code == 202, created.text
+        sync_all(app.settings)
+        job = client.get(created.json()["job"]["url"]).json()
+        assert job["status"] == "done", job
+        rows = client.get(f"/datasets/{job['dataset_id']}/rows").json()["rows"]
+    app.close()
+    assert [r["city"] for r in rows] == ["Lyon", "Nantes", "Lille"]

@@ -7,6 +7,7 @@ retries are tested by moving it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import logging
@@ -289,3 +290,23 @@ def test_through_the_real_server_the_webhook_arrives_and_no_secret_is_logged(
     assert f"/datasets/{dataset}/sync" in output  # the log was captured
     for text in (output, answers):
         assert SECRET not in text and TOKEN not in text
+
+
+def test_an_event_another_sender_holds_is_left_to_it(
+    app: Rillet, client: httpx.Client, origin: FakeOrigin, clock: Clock
+) -> None:
+    """Two workers' notifiers (the server's and ``python sync_worker.py``): the one holding an
+    event's file sends it; the other passes it by."""
+    worker = Worker(app.settings, in_process=True, now=clock)
+    _create(client, origin)
+    _run(worker)
+    (entry,) = _outbox(app)
+    fd = os.open(app.settings.data_dir / "outbox" / entry, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a sender holds it
+        assert Worker(app.settings, now=clock).deliver_notifications() == 0
+        assert origin.hooks == [] and _outbox(app) == [entry]
+    finally:
+        os.close(fd)
+    assert Worker(app.settings, now=clock).deliver_notifications() == 1
+    assert len(origin.hooks) == 1

@@ -395,3 +395,28 @@ def test_a_schedule_is_due_once_per_sync_however_long_the_gap(
             schedules.succeeded("ds_000000000001", None, None)
             state = schedules.get("ds_000000000001")
             assert state is not None and epoch(state["next_sync_at"]) == clock.t + 600
+
+
+def test_a_sync_whose_worker_kept_dying_fails_into_the_backoff(
+    app: Rillet, client: httpx.Client, origin: FakeOrigin, clock: Clock
+) -> None:
+    """Recovery's verdict counts as the sync's end. (A source that has never synced: for one
+    that has, recovery takes the published dataset for this job's, which versions change.)"""
+    worker = _worker(app, clock)
+    origin.fail_status = 500
+    dataset = _create(client, origin.url("/data.csv"), source={"every": 60})["dataset"]["id"]
+    assert _run(worker) == 1
+    assert _source(client, dataset)["failures"] == 1
+    origin.fail_status = None
+    clock.advance(120)
+    assert worker.schedule_due() == 1
+    for _ in range(app.settings.sync_attempts):
+        claim = worker.jobs.claim()
+        assert claim is not None
+        worker.jobs.start(claim)
+        claim.release()  # its worker died: the kernel drops the lock, the marker stays
+        worker.recover()
+    assert _job(client, dataset)["error"]["code"] == "sync_interrupted"
+    source = _source(client, dataset)
+    assert source["failures"] == 2 and source["last_error"]["code"] == "sync_interrupted"
+    assert source["next_sync_at"] == iso(clock.t + 240)
