@@ -59,7 +59,7 @@ class Outbox:
     def __init__(self, root: Path, now: Clock = time.time) -> None:
         self.root = root
         self.folder = root / "outbox"
-        self.folder.mkdir(mode=0o700, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.now = now
 
     def add(self, dataset_id: str, event: str, version: int | None, job_id: str) -> None:

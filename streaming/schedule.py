@@ -66,7 +66,7 @@ class Schedules:
 
     def __init__(self, root: Path, now: Clock = time.time, backoff_max: int = 86400) -> None:
         self.folder = root / "schedule"
-        self.folder.mkdir(mode=0o700, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.now = now
         self.backoff_max = backoff_max
 
