@@ -244,8 +244,10 @@ class Worker:
         dataset_id = job["dataset_id"]
         try:
             if job["status"] == "done":
-                source = job["source"]
-                etag, modified = source.get("etag"), source.get("last_modified")
+                # Validators only of data that came from the source: after new data from a
+                # request body, the next fetch is unconditional and its hash decides.
+                fetched = job["source"] if job.get("changed") is not None else {}
+                etag, modified = fetched.get("etag"), fetched.get("last_modified")
                 self.schedules.succeeded(dataset_id, etag, modified)
             else:
                 self.schedules.failed(dataset_id, job["error"])
