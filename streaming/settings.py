@@ -158,6 +158,29 @@ class Settings:
         "fetch fails (source_timeout).",
         _positive_float,
     )
+    source_deadline: float = _setting(
+        "600",
+        "Seconds one fetch of a source may take in all, however steadily it trickles; past "
+        "it the fetch fails (source_timeout).",
+        _positive_float,
+    )
+    source_backoff_max: int = _setting(
+        "86400",
+        "Longest wait, in seconds, before a source that keeps failing is tried again (the "
+        "wait doubles with each failure in a row, from twice its `every`).",
+        _positive_int,
+    )
+    source_ca_file: str = _setting(
+        "",
+        "A PEM file of certificate authorities that sources and webhooks on https are checked "
+        "against, instead of the system's (an origin with an internal CA).",
+    )
+    notify_attempts: int = _setting(
+        "5",
+        "How many times a webhook is sent before it is given up (waits of 2, 4, 8, ... "
+        "seconds between tries).",
+        _positive_int,
+    )
     csv_safe: bool = _setting(
         "on",
         "CSV safe for spreadsheets: a text cell starting = + - @ tab or CR gets a leading '.",
