@@ -26,6 +26,7 @@ from streaming.web import cli
 from streaming.web.app import create_app
 from streaming.web.auth import KeyRing
 from streaming.web.compress import Compress
+from streaming.web.drain import serve_draining
 from streaming.web.state import VERSION, Rillet
 from streaming.web.workers import (
     Supervisor,
@@ -71,7 +72,7 @@ def serve(settings: Settings) -> None:
         sync_worker.run_in_thread(settings)
     _announce(settings, f"{settings.workers} processes")
     command = [sys.executable, str(Path(__file__).resolve()), "worker"]
-    supervisor = Supervisor(command, sock, settings.workers)
+    supervisor = Supervisor(command, sock, settings.workers, settings.drain_seconds)
     supervisor.run()
     if supervisor.failed:
         raise SettingError("the serving processes kept dying as they started: see the log above")
@@ -100,7 +101,7 @@ def _waitress(rillet: Rillet, **where: Any) -> None:
     import waitress
 
     settings = rillet.settings
-    waitress.serve(
+    server = waitress.create_server(
         wsgi_app(rillet),
         threads=settings.threads,
         ident="rillet",
@@ -113,6 +114,7 @@ def _waitress(rillet: Rillet, **where: Any) -> None:
         expose_tracebacks=False,
         **where,
     )
+    serve_draining(server, settings.drain_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

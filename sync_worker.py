@@ -36,24 +36,34 @@ from streaming.column_backfill import build_columns
 from streaming.convert import ROWS_FILE, convert_csv
 from streaming.errors import RilletError
 from streaming.jobs import Claim, Jobs, job_error, progress
+from streaming.notify import Outbox
 from streaming.options import check_roles, reading, upload_options
+from streaming.schedule import Clock, Schedules
 from streaming.settings import Settings
 from streaming.store import Store, utc_now
 
 log = logging.getLogger("rillet.worker")
 POLL_SECONDS = 0.5
 RECOVER_SECONDS = 30.0
+SCHEDULE_SECONDS = 5.0  # how often the loop looks for sources due (one small file each)
+NOTIFY_SECONDS = 1.0  # how often the notifier looks for webhooks due
 PROGRESS_SECONDS = 0.5
 
 
 class Worker:
     """Claims queued jobs and syncs each, in a child process (``in_process`` for tests and the
-    command line: the same step, with the sync run in this process)."""
+    command line: the same step, with the sync run in this process); queues the syncs of
+    sources whose time has come, and sends webhooks. ``now`` is the clock of both (epoch
+    seconds; tests move it instead of sleeping)."""
 
-    def __init__(self, settings: Settings, *, in_process: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, in_process: bool = False, now: Clock = time.time
+    ) -> None:
         self.settings = settings
         self.store = Store(settings.data_dir)
         self.jobs = Jobs(self.store)
+        self.schedules = Schedules(settings.data_dir, now, settings.source_backoff_max)
+        self.outbox = Outbox(settings.data_dir, now)
         self.in_process = in_process
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -75,7 +85,7 @@ class Worker:
                     child.terminate()
 
     def run_forever(self) -> None:
-        last_recover = 0.0
+        last_recover = last_schedule = 0.0
         while not self._stop.is_set():
             if time.monotonic() - last_recover > RECOVER_SECONDS:
                 last_recover = time.monotonic()
@@ -84,6 +94,12 @@ class Worker:
                     self.give_columns()
                 except Exception:  # the loop must outlive a failed recovery too
                     log.exception("worker: recovery failed")
+            if time.monotonic() - last_schedule > SCHEDULE_SECONDS:
+                last_schedule = time.monotonic()
+                try:
+                    self.schedule_due()
+                except Exception:
+                    log.exception("worker: looking for sources due failed")
             if not self.step():
                 self._wake.wait(POLL_SECONDS)
                 self._wake.clear()
@@ -99,12 +115,54 @@ class Worker:
             log.exception("worker: job %s could not be run", claim.job_id)
         return True
 
+    def schedule_due(self) -> int:
+        """Queue a sync of each source whose next time has come; how many it queued.
+
+        Under the job's lock, as a worker claiming it would hold it, so that of two workers
+        (threads or processes) looking at once only one queues it, and a source whose sync is
+        queued or running is left alone: one dataset never has two syncs.
+        """
+        queued = 0
+        for dataset_id in self.schedules.due():
+            job_id = Store.job_of(dataset_id)
+            claim = self.jobs.lock(job_id)
+            if claim is None:  # a worker runs it, or the web process is queueing it now
+                continue
+            try:
+                job = self.jobs.find(job_id)
+                if job is None or job["status"] in ("queued", "running"):
+                    continue
+                if self.schedules.reserve(dataset_id):  # still due, now moved on: ours
+                    self.jobs.retry(job_id)
+                    queued += 1
+                    log.info("worker: %s is due; its sync is queued", dataset_id)
+            finally:
+                claim.release()
+        return queued
+
+    def deliver_notifications(self) -> int:
+        """Send the webhooks that are due (once each); how many were delivered."""
+        settings = self.settings
+        return self.outbox.deliver_due(
+            settings.source_allow_private, settings.notify_attempts, settings.source_ca_file
+        )
+
+    def run_notifier(self) -> None:
+        """The notifier thread: webhooks are sent here, never by a sync."""
+        while not self._stop.is_set():
+            try:
+                self.deliver_notifications()
+            except Exception:  # the thread must outlive any one delivery
+                log.exception("worker: sending webhooks failed")
+            self._stop.wait(NOTIFY_SECONDS)
+
     def start_threads(self, count: int) -> list[threading.Thread]:
-        """Run the loop in ``count`` daemon threads of this process."""
+        """Run the loop in ``count`` daemon threads of this process, and the notifier in one."""
         threads = [
             threading.Thread(target=self.run_forever, name=f"sync-worker-{n}", daemon=True)
             for n in range(count)
         ]
+        threads.append(threading.Thread(target=self.run_notifier, name="notifier", daemon=True))
         for thread in threads:
             thread.start()
         return threads
@@ -112,6 +170,7 @@ class Worker:
     def recover(self) -> None:
         for job_id in self.jobs.recover(self.settings.sync_attempts):
             log.warning("worker: recovered job %s from a worker that stopped", job_id)
+            self._ended(job_id)  # failed for good (or done): its schedule and webhook
         self.store.empty_trash()
 
     def give_columns(self) -> None:
@@ -145,24 +204,60 @@ class Worker:
             why = "its sync stopped"
         else:
             why = self._sync_in_child(claim)
+        ended = self._ended(claim.job_id)  # while the claim is held: nothing queues it again
         self.jobs.conclude(claim, self.settings.sync_attempts, why, stopping=self._stop.is_set())
+        if not ended:  # the sync died: conclude failed it, or queued it again
+            self._ended(claim.job_id)
 
     def _fetch_source(self, claim: Claim) -> bool:
         """A source's body into the job's upload file, here in the loop's thread so the sync
-        process never loads httpx; False when the fetch failed the job (recorded, settled)."""
+        process never loads httpx; False when the job ended without a sync (the fetch failed,
+        or found the source unchanged: recorded, settled)."""
         job = self.jobs.get(claim.job_id)
         dest = self.store.upload_path(claim.job_id)
         if "url" not in job["source"] or dest.exists():  # an upload, or fetched already
             return True
         from streaming.fetch import fetch_job_source  # httpx: only in this process
 
+        validators = self.schedules.get(job["dataset_id"]) or {}
         try:
-            fetch_job_source(self.settings, self.jobs, job)
+            changed = fetch_job_source(self.settings, self.jobs, job, validators)
         except Exception as exc:
             if not isinstance(exc, RilletError):
                 log.exception("worker: fetching the source of %s failed", claim.job_id)
-            self.jobs.finish(claim, status="failed", error=job_error(exc))
+            self.jobs.update(claim.job_id, status="failed", error=job_error(exc))
+        else:
+            if changed:
+                return True
+            self.jobs.update(claim.job_id, status="done", error=None)
+        self._ended(claim.job_id)
+        self.jobs.finish(claim)
+        return False
+
+    def _ended(self, job_id: str) -> bool:
+        """After a source's sync ended, done or failed: its schedule moved on (or backed off)
+        and its webhook queued. False if the job has not ended (its sync died)."""
+        job = self.jobs.find(job_id)
+        if job is None or job["status"] not in ("done", "failed"):
             return False
+        if "url" not in job["source"]:  # an upload: no schedule, no webhook
+            return True
+        dataset_id = job["dataset_id"]
+        try:
+            if job["status"] == "done":
+                # Validators only of data that came from the source: after new data from a
+                # request body, the next fetch is unconditional and its hash decides.
+                fetched = job["source"] if job.get("changed") is not None else {}
+                etag, modified = fetched.get("etag"), fetched.get("last_modified")
+                self.schedules.succeeded(dataset_id, etag, modified)
+            else:
+                self.schedules.failed(dataset_id, job["error"])
+            meta = orjson.loads(self.store.meta_bytes(dataset_id) or b"null")
+            # The version readers get now; null while the dataset has no data.
+            version = meta.get("version", 1) if meta else None
+            self.outbox.add(dataset_id, f"sync.{job['status']}", version, job_id)
+        except Exception:  # the job's outcome stands, and its claim must still be given up
+            log.exception("worker: recording the end of %s's sync failed", dataset_id)
         return True
 
     def _sync_in_child(self, claim: Claim) -> str:

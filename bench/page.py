@@ -25,18 +25,9 @@ from common import cached_csv, print_table, proc_status_mib, write_json  # noqa:
 
 from streaming.web.page import STATIC  # noqa: E402
 from tests.conftest import start_server, stop, wait_for  # noqa: E402
+from tests.test_browser import FLAGS  # noqa: E402  the browser as the tests start it
 
 KEY = "bench-page-key"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def own_bytes() -> dict[str, int]:

@@ -2,8 +2,8 @@
 source, before the sync reads the file as it reads an upload.
 
 Run by the worker loop in its own thread, never in the sync process (which stays free of httpx
-and OpenSSL). The fetch is waiting on a socket, not Python work: the body is written in 64 KiB
-chunks as it comes, counted, capped at MAX_UPLOAD_MB and hashed on the way, into ``DEST.part``,
+and OpenSSL). The fetch is waiting on a socket, not Python work: the body is written in the
+pieces it comes in, counted, capped at MAX_UPLOAD_MB and hashed on the way, into ``DEST.part``,
 renamed to ``DEST`` only once whole, so nothing half-fetched is ever synced.
 
 Address rules (``streaming.sources``) are checked three times: when the dataset is created, on
@@ -11,10 +11,16 @@ each redirect's URL, and at connect time by ``GuardedBackend``, the httpcore net
 every connection goes through: it resolves the host itself, refuses the connection if any
 address is refused, and connects to the address it checked (TLS still names the host, for SNI
 and the certificate), so a name that answers a public address to the check and a private one
-to the connection has nothing to slip through. Errors (each fails the job)::
+to the connection has nothing to slip through.
+
+A fetch again of a dataset that has data is conditional: ``If-None-Match`` and
+``If-Modified-Since`` from the answer the served data came from (``streaming.schedule``). A
+304, or a body whose SHA-256 is the served data's, leaves no upload file: the job is done with
+``"changed": false`` and no sync runs. Errors (each fails the job)::
 
     source_failed        a non-2xx answer, a refused connection, a cut body
-    source_timeout       no answer, or a stalled body, within SOURCE_TIMEOUT seconds
+    source_timeout       no answer, or a stalled body, within SOURCE_TIMEOUT seconds, or
+                         a fetch not finished within SOURCE_DEADLINE seconds in all
     source_not_csv       an HTML page (Content-Type text/html, or a body starting <html)
     source_redirects     more than MAX_REDIRECTS redirects
     source_not_allowed   an address sources may not reach
@@ -27,6 +33,7 @@ import hashlib
 import logging
 import os
 import ssl
+import time
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,6 +42,7 @@ from typing import Any
 
 import httpcore
 import httpx
+import orjson
 
 from streaming.errors import PayloadTooLarge, RilletError
 from streaming.jobs import Jobs, progress
@@ -43,7 +51,6 @@ from streaming.sources import check_address, check_url, load_secrets, mask_url, 
 from streaming.store import utc_now
 
 MAX_REDIRECTS = 5
-CHUNK = 65536
 # httpx logs every request line, full URL included, at INFO: a signed query string would land
 # in the log. Its warnings still pass.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -57,9 +64,13 @@ class SourceFailed(RilletError):
 @dataclass(frozen=True)
 class Fetched:
     bytes: int
-    sha256: str
+    sha256: str | None  # None: a 304, nothing fetched
     etag: str | None
     last_modified: str | None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.sha256 is None
 
 
 class GuardedBackend(httpcore.SyncBackend):
@@ -92,13 +103,14 @@ class GuardedBackend(httpcore.SyncBackend):
         raise error or httpcore.ConnectError(f"no address for {host!r}")
 
 
-def guarded_client(allow_private: bool, timeout: float) -> httpx.Client:
+def guarded_client(allow_private: bool, timeout: float, ca_file: str = "") -> httpx.Client:
     """An httpx client whose every connection goes through ``GuardedBackend``; no proxies
-    from the environment (a proxy would connect for us, unchecked), no redirects of its own."""
+    from the environment (a proxy would connect for us, unchecked), no redirects of its own.
+    Certificates are checked against ``ca_file`` (SOURCE_CA_FILE) if given, else the system's."""
     transport = httpx.HTTPTransport(retries=0)
     # httpx takes no network backend, so its pool is replaced by one with ours (same TLS).
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=ssl.create_default_context(),
+        ssl_context=ssl.create_default_context(cafile=ca_file or None),
         network_backend=GuardedBackend(allow_private),
         retries=0,
     )
@@ -118,30 +130,42 @@ def fetch(
     max_bytes: int,
     allow_private: bool,
     timeout: float,
+    deadline: float = float("inf"),
+    validators: dict[str, str] | None = None,
+    ca_file: str = "",
 ) -> Fetched:
     """GET ``url`` (redirects followed by hand, each checked) into ``dest``; SourceFailed or
-    another RilletError says why not, with the URL masked and no header value."""
+    another RilletError says why not, with the URL masked and no header value.
+
+    ``validators`` (If-None-Match, If-Modified-Since) make the GET conditional: a 304 is a
+    Fetched with no hash and nothing written. ``deadline`` (seconds) bounds the whole fetch,
+    where ``timeout`` bounds each wait: an origin that trickles a byte a second never stalls
+    long enough for the one, but meets the other."""
     origin = _origin(url)
-    with guarded_client(allow_private, timeout) as client:
+    ends = time.monotonic() + deadline
+    with guarded_client(allow_private, timeout, ca_file) as client:
         for _ in range(MAX_REDIRECTS + 1):
             host, port = check_url(url)
             if not allow_private:
                 for address in resolve(host, port):
                     check_address(address)
             # The headers go to the origin the dataset named, never to where it redirects.
-            sent = headers if _origin(url) == origin else {}
+            sent = {**(validators or {}), **headers} if _origin(url) == origin else {}
+            wait = min(timeout, max(0.001, ends - time.monotonic()))
             try:
-                with client.stream("GET", url, headers=sent) as answer:
+                with client.stream("GET", url, headers=sent, timeout=wait) as answer:
                     if answer.is_redirect and "location" in answer.headers:
                         url = str(answer.url.join(answer.headers["location"]))
                         continue
-                    return _store(answer, dest, max_bytes)
+                    return _store(answer, dest, max_bytes, ends, deadline)
             except httpx.TimeoutException:
-                raise SourceFailed(
-                    f"{mask_url(url)} did not answer within {timeout:g} seconds",
-                    code="source_timeout",
-                ) from None
+                raise _timeout(url, timeout, ends, deadline) from None
             except httpx.HTTPError as exc:
+                if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                    raise SourceFailed(
+                        f"{mask_url(url)}'s certificate is not trusted (SOURCE_CA_FILE names "
+                        "the authorities to trust)"
+                    ) from None
                 raise SourceFailed(
                     f"fetching {mask_url(url)} failed ({type(exc).__name__}: the connection "
                     "was refused, reset or cut)"
@@ -151,9 +175,15 @@ def fetch(
     )
 
 
-def _store(answer: httpx.Response, dest: Path, max_bytes: int) -> Fetched:
-    """Check the answer, then stream its body to ``dest`` whole or not at all."""
+def _store(
+    answer: httpx.Response, dest: Path, max_bytes: int, ends: float, deadline: float
+) -> Fetched:
+    """Check the answer, then stream its body to ``dest`` whole or not at all (by ``ends``,
+    a time.monotonic())."""
     shown = mask_url(str(answer.url))
+    headers = answer.headers
+    if answer.status_code == 304:
+        return Fetched(0, None, headers.get("etag"), headers.get("last-modified"))
     if not answer.is_success:
         raise SourceFailed(f"{shown} answered {answer.status_code} {answer.reason_phrase}")
     kind = answer.headers.get("content-type", "").partition(";")[0].strip().lower()
@@ -167,7 +197,10 @@ def _store(answer: httpx.Response, dest: Path, max_bytes: int) -> Fetched:
     try:
         with part.open("wb") as out:
             # Decoded bytes (a gzip Content-Encoding undone): the cap is on what is stored.
-            for chunk in answer.iter_bytes(CHUNK):
+            # Pieces as they come, not 64 KiB chunks, so the deadline is looked at each time.
+            for chunk in answer.iter_bytes():
+                if time.monotonic() > ends:
+                    raise _timeout(str(answer.url), 0, ends, deadline)
                 head = chunk.lstrip()[:9].lower() if size == 0 else b""
                 if head.startswith((b"<!doctype", b"<html")):
                     raise _html(shown)
@@ -182,13 +215,20 @@ def _store(answer: httpx.Response, dest: Path, max_bytes: int) -> Fetched:
     except BaseException:
         part.unlink(missing_ok=True)
         raise
-    headers = answer.headers
     return Fetched(size, digest.hexdigest(), headers.get("etag"), headers.get("last-modified"))
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urllib.parse.urlsplit(url)
     return parts.scheme.lower(), (parts.hostname or ""), parts.port
+
+
+def _timeout(url: str, timeout: float, ends: float, deadline: float) -> SourceFailed:
+    if time.monotonic() >= ends:
+        message = f"{mask_url(url)} did not finish within {deadline:g} seconds (SOURCE_DEADLINE)"
+    else:
+        message = f"{mask_url(url)} did not answer within {timeout:g} seconds"
+    return SourceFailed(message, code="source_timeout")
 
 
 def _html(shown: str) -> SourceFailed:
@@ -205,27 +245,46 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
     )
 
 
-def fetch_job_source(settings: Settings, jobs: Jobs, job: dict[str, Any]) -> None:
+def fetch_job_source(
+    settings: Settings, jobs: Jobs, job: dict[str, Any], validators: dict[str, str | None]
+) -> bool:
     """Fetch a queued source job's URL into its upload file and record what was fetched in
-    its ``source`` (the masked URL, size, hash, ETag, Last-Modified, when)."""
+    its ``source`` (the masked URL, size, hash, ETag, Last-Modified, when) and whether it
+    ``changed``; False (and no upload file) when the source has not changed since the data
+    the dataset serves: a 304 to ``validators`` (its ``etag`` and ``last_modified``), or a
+    body whose SHA-256 is the served data's."""
     store = jobs.store
-    secrets = load_secrets(store.root, job["dataset_id"])
+    dataset_id = job["dataset_id"]
+    secrets = load_secrets(store.root, dataset_id)
     if secrets is None:
         raise SourceFailed("the source's URL is no longer stored", code="no_source")
+    served = orjson.loads(store.meta_bytes(dataset_id) or b"null")
+    conditional = {}
+    if served is not None:  # conditional only when there is data to keep serving
+        if validators.get("etag"):
+            conditional["If-None-Match"] = str(validators["etag"])
+        if validators.get("last_modified"):
+            conditional["If-Modified-Since"] = str(validators["last_modified"])
+    dest = store.upload_path(job["id"])
     fetched = fetch(
         secrets["url"],
         secrets["headers"],
-        store.upload_path(job["id"]),
+        dest,
         max_bytes=settings.max_upload_mb * 2**20,
         allow_private=settings.source_allow_private,
         timeout=settings.source_timeout,
+        deadline=settings.source_deadline,
+        validators=conditional,
+        ca_file=settings.source_ca_file,
     )
-    source = {
-        **job["source"],
-        "bytes": fetched.bytes,
-        "sha256": fetched.sha256,
-        "etag": fetched.etag,
-        "last_modified": fetched.last_modified,
-        "checked_at": utc_now(),
-    }
-    jobs.update(job["id"], source=source, progress=progress(0, fetched.bytes, 0))
+    source = {**job["source"], "checked_at": utc_now()}
+    changed = not fetched.not_modified
+    if changed:
+        source |= {"bytes": fetched.bytes, "sha256": fetched.sha256}
+        source |= {"etag": fetched.etag, "last_modified": fetched.last_modified}
+        changed = served is None or served["source"].get("sha256") != fetched.sha256
+    if not changed:
+        dest.unlink(missing_ok=True)
+    total = fetched.bytes if changed else 0
+    jobs.update(job["id"], source=source, changed=changed, progress=progress(0, total, 0))
+    return changed

@@ -128,6 +128,7 @@ class Jobs:
             started_at=None,
             finished_at=None,
             progress=progress(0, 0, 0),
+            changed=None,  # a source's fetch says again whether it changed
         )
         self._enqueue(job_id)
         return job

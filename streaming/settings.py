@@ -67,6 +67,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"expected a number of at least 0, got {text!r}")
+    return value
+
+
 def _date_order(text: str) -> str:
     value = text.strip().lower()
     if value not in ("mdy", "dmy"):
@@ -151,6 +158,29 @@ class Settings:
         "fetch fails (source_timeout).",
         _positive_float,
     )
+    source_deadline: float = _setting(
+        "600",
+        "Seconds one fetch of a source may take in all, however steadily it trickles; past "
+        "it the fetch fails (source_timeout).",
+        _positive_float,
+    )
+    source_backoff_max: int = _setting(
+        "86400",
+        "Longest wait, in seconds, before a source that keeps failing is tried again (the "
+        "wait doubles with each failure in a row, from twice its `every`).",
+        _positive_int,
+    )
+    source_ca_file: str = _setting(
+        "",
+        "A PEM file of certificate authorities that sources and webhooks on https are checked "
+        "against, instead of the system's (an origin with an internal CA).",
+    )
+    notify_attempts: int = _setting(
+        "5",
+        "How many times a webhook is sent before it is given up (waits of 2, 4, 8, ... "
+        "seconds between tries).",
+        _positive_int,
+    )
     csv_safe: bool = _setting(
         "on",
         "CSV safe for spreadsheets: a text cell starting = + - @ tab or CR gets a leading '.",
@@ -171,6 +201,12 @@ class Settings:
         _workers,
     )
     threads: int = _setting("8", "waitress threads in each of those processes.", _positive_int)
+    drain_seconds: float = _setting(
+        "10",
+        "On SIGTERM, seconds a serving process waits for the answers in flight to finish "
+        "(it accepts no new connection meanwhile); 0 stops at once.",
+        _non_negative_float,
+    )
     streams_max: int = _setting(
         "4",
         "Most responses streaming at once (exports, streamed chats, job progress); past it "

@@ -5,13 +5,15 @@ No httpx here: the web process checks a source with these functions, and only th
 fetch (``streaming.fetch``) loads httpx. Checks, in order, each a 400 at create time::
 
     parse_request(body)        the JSON body: fields, types, caps (bad_source, bad_parameter)
-    check_url(url, ...)        http/https, no user:pass@, a host and a port
+    check_url(url, ...)        http/https, no user:pass@, a host and a port (the source's
+                               URL and the webhook's, ``notify.url``, alike)
     check_address(ip)          loopback, private, link-local, multicast, unspecified,
                                reserved (and IPv4-mapped forms of them): source_not_allowed
     resolve(host, port)        every address of a name; 0177.0.0.1 and 2130706433 are read as
                                the kernel reads them (inet_aton), without asking DNS
 
-The full URL and the header values are secrets (a token, a signed query string): they live in
+The full URL, the header values and the webhook's URL and secret are secrets (a token, a
+signed query string, the key that signs events): they live in
 ``secrets/DATASET.json``, mode 0600, never in the job record or METADATA, which hold the URL
 masked (``mask_url``).
 """
@@ -40,6 +42,7 @@ MAX_URL = 2048
 MAX_HEADERS = 20
 MAX_HEADER_BYTES = 8192  # all names and values together
 MAX_NAME = 200
+MAX_SECRET = 1024
 BODY_LIMIT = 64 * 1024
 READING_FIELDS = ("delimiter", "encoding", *OPTIONS)
 SOURCE_FIELDS = ("url", "headers", "every", *READING_FIELDS)
@@ -63,6 +66,7 @@ class SourceRequest:
     headers: dict[str, str]
     every: int | None
     options: dict[str, Any]  # as an upload's job options: delimiter, encoding, types, ...
+    notify: dict[str, str] | None = None  # {"url", "secret"} of the webhook, kept secret too
 
 
 def parse_request(body: bytes, *, allow_private: bool) -> SourceRequest:
@@ -78,11 +82,7 @@ def parse_request(body: bytes, *, allow_private: bool) -> SourceRequest:
     if not isinstance(data, dict):
         raise _bad("the body must be a JSON object with 'source'")
     _only(data, ("name", "source", "notify"), "the body")
-    if data.get("notify") is not None:
-        raise BadRequest(
-            "notify (webhooks) is not supported yet; leave it out or null",
-            code="not_supported_yet",
-        )
+    notify = _notify(data.get("notify"), allow_private=allow_private)
     source = data.get("source")
     if not isinstance(source, dict):
         raise _bad("'source' must be an object with a 'url'")
@@ -100,27 +100,28 @@ def parse_request(body: bytes, *, allow_private: bool) -> SourceRequest:
         headers=_headers(source.get("headers")),
         every=_every(source.get("every")),
         options=_options(source),
+        notify=notify,
     )
 
 
-def check_url(url: str) -> tuple[str, int]:
+def check_url(url: str, field: str = "source.url") -> tuple[str, int]:
     """(host, port) of an http or https URL without credentials; BadRequest says what is wrong."""
     if len(url) > MAX_URL or any(ord(c) <= 32 or ord(c) == 127 for c in url):
-        raise _bad(f"source.url must be at most {MAX_URL} characters, without spaces")
+        raise _bad(f"{field} must be at most {MAX_URL} characters, without spaces")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
-        raise _bad(f"source.url must be http or https, not {parts.scheme or 'no scheme'!r}")
+        raise _bad(f"{field} must be http or https, not {parts.scheme or 'no scheme'!r}")
     if "@" in parts.netloc:
         raise _bad(
-            "source.url must not hold credentials (user:password@); "
+            f"{field} must not hold credentials (user:password@); "
             "send a token in source.headers instead"
         )
     try:
         port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError:
-        raise _bad("source.url has an invalid port") from None
+        raise _bad(f"{field} has an invalid port") from None
     if not parts.hostname:
-        raise _bad("source.url has no host")
+        raise _bad(f"{field} has no host")
     return parts.hostname, port
 
 
@@ -192,22 +193,28 @@ def secrets_path(root: Path, dataset_id: str) -> Path:
     return root / "secrets" / f"{dataset_id}.json"
 
 
-def save_secrets(root: Path, dataset_id: str, url: str, headers: dict[str, str]) -> None:
-    """Write the URL and headers readable by this user only (0600 from its creation)."""
+def save_secrets(
+    root: Path,
+    dataset_id: str,
+    url: str,
+    headers: dict[str, str],
+    notify: dict[str, str] | None = None,
+) -> None:
+    """Write the URL, headers and webhook readable by this user only (0600 from its creation)."""
     folder = root / "secrets"
     folder.mkdir(mode=0o700, exist_ok=True)
     path = secrets_path(root, dataset_id)
     tmp = path.with_name(f".{path.name}.{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(orjson.dumps({"url": url, "headers": headers}))
+        f.write(orjson.dumps({"url": url, "headers": headers, "notify": notify}))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
 def load_secrets(root: Path, dataset_id: str) -> dict[str, Any] | None:
-    """``{"url", "headers"}`` of a dataset with a source, or None."""
+    """``{"url", "headers", "notify"}`` of a dataset with a source, or None."""
     try:
         data: dict[str, Any] = orjson.loads(secrets_path(root, dataset_id).read_bytes())
     except FileNotFoundError:
@@ -254,6 +261,26 @@ def _headers(value: Any) -> dict[str, str]:
     if size > MAX_HEADER_BYTES:
         raise _bad(f"source.headers must total at most {MAX_HEADER_BYTES} bytes")
     return dict(value)
+
+
+def _notify(value: Any, *, allow_private: bool) -> dict[str, str] | None:
+    """The webhook: an http(s) URL under the sources' address rules, and a secret to sign with."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _bad("'notify' must be null or an object with 'url' and 'secret'")
+    _only(value, ("url", "secret"), "notify")
+    url, secret = value.get("url"), value.get("secret")
+    if not isinstance(url, str):
+        raise _bad("notify.url must be a string")
+    # The secret is never echoed, not even its length.
+    if not isinstance(secret, str) or not secret or len(secret) > MAX_SECRET:
+        raise _bad(f"notify.secret must be a non-empty string of at most {MAX_SECRET} characters")
+    host, port = check_url(url, "notify.url")
+    if not allow_private:
+        for address in resolve(host, port):
+            check_address(address)
+    return {"url": url, "secret": secret}
 
 
 def _every(value: Any) -> int | None:

@@ -5,15 +5,23 @@ real sockets, real redirects, real timeouts and real cut connections::
         origin.url("/data.csv")          # http://127.0.0.1:PORT/data.csv
         origin.requests                  # [(path, {header: value}), ...] as received
 
-Paths: ``/data.csv`` (401 without ``X-Token: TOKEN``; ETag and Last-Modified), ``/open.csv``
-(no token needed), ``/error`` (500), ``/page`` (text/html), ``/sneaky`` (an HTML body said to
+Paths: ``/data.csv`` (401 without ``X-Token: TOKEN``; ``body`` with ``etag`` and
+``last_modified``, 304 to a request that holds either; ``fail_status`` instead when set),
+``/open.csv`` (``body``, no token, no validators: only its hash says it is unchanged),
+``/error`` (500), ``/page`` (text/html), ``/sneaky`` (an HTML body said to
 be text/plain), ``/big`` (``big_bytes`` of CSV), ``/redirect/N`` (N hops, then /data.csv),
 ``/loop`` (to itself), ``/away`` (to ``localhost``: another origin, then /open.csv), ``/cut``
-(a Content-Length it does not keep), ``/slow`` (answers after ``slow_seconds``).
+(a Content-Length it does not keep), ``/slow`` (answers after ``slow_seconds``),
+``/trickle`` (a line every ``trickle_seconds``, without end). ``change(body)`` gives the
+data new bytes and a new ETag.
+
+``POST /hook`` is a webhook receiver: it keeps ``(headers, body)`` in ``hooks`` and answers the
+next of ``hook_statuses`` (200 once they are used up). ``tls=(cert, key)`` serves https.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,18 +33,40 @@ LAST_MODIFIED = "Tue, 01 Dec 2026 10:00:00 GMT"
 
 
 class FakeOrigin:
-    def __init__(self, token: str | None = "origin-token", big_bytes: int = 0) -> None:
+    def __init__(
+        self,
+        token: str | None = "origin-token",
+        big_bytes: int = 0,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
         self.token = token
         self.big_bytes = big_bytes
         self.slow_seconds = 3.0
+        self.trickle_seconds = 0.05
+        self.body, self.etag, self.last_modified = CSV, ETAG, LAST_MODIFIED
+        self.fail_status: int | None = None
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.hooks: list[tuple[dict[str, str], bytes]] = []
+        self.hook_statuses: list[int] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return f"{self.scheme}://{host}:{self.port}{path}"
+
+    def change(self, body: bytes) -> None:
+        """New data at the origin, with a new ETag and Last-Modified."""
+        self.body = body
+        self.etag = f'"v{len(self.requests) + 2}"'
+        self.last_modified = "Wed, 02 Dec 2026 10:00:00 GMT"
 
     def __enter__(self) -> FakeOrigin:
         self._thread.start()
@@ -61,14 +91,29 @@ def _handler(origin: FakeOrigin) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):  # the client gave up: expected
                 self.close_connection = True
 
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            origin.hooks.append((dict(self.headers.items()), body))
+            status = origin.hook_statuses.pop(0) if origin.hook_statuses else 200
+            self._send(status, b"", "text/plain")
+
         def _answer(self) -> None:
             path = self.path.partition("?")[0]
             if path == "/data.csv":
                 if self.headers.get("X-Token") != origin.token:
                     return self._send(401, b"no token", "text/plain")
-                return self._send(200, CSV, extra={"ETag": ETAG, "Last-Modified": LAST_MODIFIED})
+                if origin.fail_status is not None:
+                    return self._send(origin.fail_status, b"down", "text/plain")
+                validators = {"ETag": origin.etag, "Last-Modified": origin.last_modified}
+                if self.headers.get("If-None-Match") == origin.etag or (
+                    self.headers.get("If-Modified-Since") == origin.last_modified
+                ):
+                    return self._send(304, b"", extra=validators)
+                return self._send(200, origin.body, extra=validators)
             if path == "/open.csv":
-                return self._send(200, CSV)
+                return self._send(200, origin.body)
+            if path == "/trickle":
+                return self._trickle()
             if path == "/error":
                 return self._send(500, b"oops", "text/plain")
             if path == "/page":
@@ -100,7 +145,8 @@ def _handler(origin: FakeOrigin) -> type[BaseHTTPRequestHandler]:
         ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(body)))
+            if status != 304:  # a 304 has no body, and says nothing of one
+                self.send_header("Content-Length", str(len(body)))
             for name, value in (extra or {}).items():
                 self.send_header(name, value)
             self.end_headers()
@@ -123,6 +169,18 @@ def _handler(origin: FakeOrigin) -> type[BaseHTTPRequestHandler]:
             for _ in range(origin.big_bytes // len(line) + 1):
                 self.wfile.write(line)
             self.close_connection = True
+
+        def _trickle(self) -> None:
+            # Never a pause long enough for a per-read timeout: only a deadline ends it.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/csv")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"n\n")
+            while True:
+                self.wfile.write(b"1\n")
+                self.wfile.flush()
+                time.sleep(origin.trickle_seconds)
 
         def _cut(self) -> None:
             self.send_response(200)

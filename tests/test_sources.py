@@ -332,7 +332,7 @@ def _fields(settings: Settings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in settings.__dataclass_fields__}
 
 
-def test_sync_now_fetches_a_failed_source_again_and_refuses_the_rest(
+def test_sync_now_fetches_a_source_again_and_refuses_the_rest(
     allowed: tuple[Rillet, httpx.Client], origin: FakeOrigin
 ) -> None:
     app, client = allowed
@@ -347,7 +347,12 @@ def test_sync_now_fetches_a_failed_source_again_and_refuses_the_rest(
     sync_all(app.settings)
     assert client.get(f"/jobs/{job['id']}").json()["status"] == "done"
     assert client.get(f"/datasets/{dataset}/rows").json()["rows"] == ROWS
-    assert_error(client.post(f"/datasets/{dataset}/sync"), 409, "not_supported_yet")
+    # Synced: fetched again, conditionally; the origin's 304 changes nothing.
+    assert client.post(f"/datasets/{dataset}/sync").status_code == 202
+    sync_all(app.settings)
+    again_job = client.get(f"/jobs/{job['id']}").json()
+    assert (again_job["status"], again_job["changed"]) == ("done", False)
+    assert origin.requests[-1][1]["If-None-Match"] == ETAG
     assert_error(client.post(f"/datasets/{dataset}/sync", content=b"a,b\n"), 409)
     plain = upload(client, app, "a,b\n1,2\n")
     assert_error(client.post(f"/datasets/{plain}/sync"), 409, "no_source")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -15,6 +16,7 @@ from streaming.convert import WIDE_ENCODINGS, resolve_encoding
 from streaming.errors import NotFound, NotReady
 from streaming.jobs import PUBLIC_FIELDS
 from streaming.options import OPTIONS, upload_options
+from streaming.schedule import with_schedule
 from streaming.store import Store, check_dataset_id
 from streaming.upload import spool_upload
 from streaming.web.exchange import (
@@ -122,10 +124,11 @@ LISTING = Doc(
 
 
 def listing(rillet: Rillet, call: Call) -> Answer:
-    store = rillet.store
-    ready = [store.meta_bytes(i) for i in store.ready_ids()]
-    pending = [orjson.dumps(metadata.pending(j)) for j in _pending_jobs(rillet)]
-    return raw_json(b'{"datasets":[' + b",".join(m for m in ready + pending if m) + b"]}")
+    store, schedules = rillet.store, rillet.schedules
+    ready = [(i, store.meta_bytes(i)) for i in store.ready_ids()]
+    pending = [(j["dataset_id"], orjson.dumps(metadata.pending(j))) for j in _pending_jobs(rillet)]
+    records = [with_schedule(m, schedules.get(i)) for i, m in ready + pending if m]
+    return raw_json(b'{"datasets":[' + b",".join(records) + b"]}")
 
 
 def _pending_jobs(rillet: Rillet) -> list[dict[str, Any]]:
@@ -154,6 +157,8 @@ def probe(rillet: Rillet, call: Call) -> Answer:
     if not rillet.store.is_ready(dataset_id):
         return raw_json(body)  # still syncing: it will change, so no ETag
     etag = etag_of(dataset_id, call)
+    if rillet.schedules.get(dataset_id):  # a source's fields change as it syncs
+        etag = etag[:-1] + hashlib.sha256(body).hexdigest()[:16] + '"'
     return not_modified(etag, call) or raw_json(body, ETag=etag)
 
 
@@ -161,12 +166,12 @@ def metadata_bytes(rillet: Rillet, dataset_id: str) -> bytes:
     """A dataset's METADATA as JSON, ready or not; 404 if there is no such dataset."""
     check_dataset_id(dataset_id)
     meta = rillet.store.meta_bytes(dataset_id)
-    if meta is not None:
-        return meta
-    job = rillet.jobs.find(Store.job_of(dataset_id))
-    if job is None:
-        raise NotFound(f"dataset {dataset_id!r} does not exist")
-    return orjson.dumps(metadata.pending(job))
+    if meta is None:
+        job = rillet.jobs.find(Store.job_of(dataset_id))
+        if job is None:
+            raise NotFound(f"dataset {dataset_id!r} does not exist")
+        meta = orjson.dumps(metadata.pending(job))
+    return with_schedule(meta, rillet.schedules.get(dataset_id))
 
 
 DELETE = Doc(
@@ -188,6 +193,7 @@ def delete(rillet: Rillet, call: Call) -> Answer:
     try:
         deleted = store.delete(dataset_id)
         sources.forget(store.root, dataset_id)
+        rillet.schedules.forget(dataset_id)
         if jobs.find(job_id) is not None:
             jobs.delete(job_id)  # a queued upload, or the record of a finished one
             deleted = True
@@ -228,7 +234,10 @@ def job(rillet: Rillet, call: Call) -> Answer:
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
-    return {field: record[field] for field in PUBLIC_FIELDS}
+    public = {field: record[field] for field in PUBLIC_FIELDS}
+    if record.get("changed") is not None:  # a source's sync, once its fetch has said
+        public["changed"] = record["changed"]
+    return public
 
 
 def _job_events(rillet: Rillet, record: dict[str, Any], until: float) -> Iterator[bytes]:

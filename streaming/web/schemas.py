@@ -86,6 +86,14 @@ SCHEMAS: dict[str, Any] = {
                     "delimiter": {"type": ["string", "null"]},
                     "encoding": {"type": ["string", "null"]},
                     "format": {"enum": ["csv", "csv.gz", "zip", "xlsx"]},
+                    "url": {"type": "string", "description": "A source's URL, secrets masked"},
+                    "every": _NULLABLE_INT,
+                    "etag": {"type": ["string", "null"]},
+                    "last_modified": {"type": ["string", "null"]},
+                    "checked_at": _TIME,
+                    "next_sync_at": _TIME,
+                    "failures": {"type": "integer"},
+                    "last_error": {"type": ["object", "null"]},
                 },
             },
             "bytes": _NULLABLE_INT,
@@ -203,6 +211,11 @@ SCHEMAS: dict[str, Any] = {
             "created_at": _TIME,
             "started_at": _TIME,
             "finished_at": _TIME,
+            "changed": {
+                "type": "boolean",
+                "description": "A source's sync, once done: false when the source had not "
+                "changed (a 304, or the same SHA-256) and no new data was made",
+            },
         },
     },
 }

@@ -1,6 +1,6 @@
 """Datasets from a source URL: create one (``POST /datasets`` with a JSON body) and fetch it
-again now (``POST /datasets/ID/sync``). The worker fetches (``streaming.fetch``); these only
-check and queue, and load no httpx."""
+again now (``POST /datasets/ID/sync``). The worker fetches (``streaming.fetch``) and keeps the
+schedule (``streaming.schedule``); these only check and queue, and load no httpx."""
 
 from __future__ import annotations
 
@@ -31,7 +31,16 @@ SOURCE_BODY = {
                 "header": {"type": ["string", "boolean"]},
             },
         },
-        "notify": {"type": "null", "description": "Webhooks: not supported yet."},
+        "notify": {
+            "type": ["object", "null"],
+            "required": ["url", "secret"],
+            "additionalProperties": False,
+            "description": "A webhook told of each sync's end, signed with the secret",
+            "properties": {
+                "url": {"type": "string", "format": "uri"},
+                "secret": {"type": "string", "minLength": 1, "maxLength": sources.MAX_SECRET},
+            },
+        },
     },
 }
 
@@ -42,7 +51,9 @@ def create(rillet: Rillet, call: Call) -> Answer:
         call.body(sources.BODY_LIMIT), allow_private=rillet.settings.source_allow_private
     )
     ids = rillet.store.new_ids()
-    sources.save_secrets(rillet.store.root, ids.dataset, request.url, request.headers)
+    root = rillet.store.root
+    sources.save_secrets(root, ids.dataset, request.url, request.headers, request.notify)
+    rillet.schedules.create(ids.dataset, request.every)
     source = {
         "url": sources.mask_url(request.url),
         "every": request.every,
@@ -59,14 +70,15 @@ def create(rillet: Rillet, call: Call) -> Answer:
 
 
 SYNC = Doc(
-    "Fetch a dataset's source again now (write scope)",
+    "Fetch a dataset's source again now, conditionally (write scope)",
     {"202": json_content(ref("Accepted"), "Queued for sync"), **errors(404, 409)},
 )
 
 
 def sync(rillet: Rillet, call: Call) -> Answer:
-    """Queue a fetch of the dataset's source: 409 ``no_source``, ``sync_running``, or
-    ``not_supported_yet`` for a dataset already synced (replacing it is the versions work)."""
+    """Queue a fetch of the dataset's source now (conditional, as a scheduled one): 409
+    ``no_source`` for a dataset without one, ``sync_running`` while its sync is queued or
+    runs (one dataset never has two)."""
     dataset_id = check_dataset_id(call.args["dataset_id"])
     if call.header("Content-Length").strip() not in ("", "0") or call.header("Transfer-Encoding"):
         raise NotReady(
@@ -89,12 +101,6 @@ def sync(rillet: Rillet, call: Call) -> Answer:
             claim.release()
         raise NotReady(f"dataset {dataset_id!r} is being synced", code="sync_running")
     try:
-        if store.is_ready(dataset_id):
-            raise NotReady(
-                "fetching again a dataset that is already synced is not supported yet (it "
-                "comes with versions); a source whose fetch failed can be fetched again",
-                code="not_supported_yet",
-            )
         jobs.retry(job_id)
     finally:
         claim.release()

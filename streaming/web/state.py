@@ -8,6 +8,7 @@ from collections.abc import Callable
 from charts.insights import AnswerCache
 from charts.llm import SharedClient
 from streaming.jobs import Jobs
+from streaming.schedule import Schedules
 from streaming.settings import Settings
 from streaming.store import Store
 from streaming.web.auth import KeyRing, RateLimiter
@@ -23,6 +24,7 @@ class Rillet:
         self.settings = settings
         self.store = Store(settings.data_dir)
         self.jobs = Jobs(self.store)
+        self.schedules = Schedules(settings.data_dir)  # sources' schedules, for METADATA
         self.keys = KeyRing(settings.data_dir / "keys.json", settings.api_keys)
         # Shared out among the WORKERS processes that answer requests (streaming.web.workers):
         # each enforces its share, so together they allow what the settings say.

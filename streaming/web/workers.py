@@ -84,8 +84,11 @@ def exit_with_parent() -> None:
 class Supervisor:
     """Starts the children, starts one again when it dies, stops them all on SIGTERM/SIGINT."""
 
-    def __init__(self, command: Sequence[str], sock: socket.socket, count: int) -> None:
+    def __init__(
+        self, command: Sequence[str], sock: socket.socket, count: int, grace: float = 10.0
+    ) -> None:
         self.command = list(command)
+        self.grace = grace  # how long a child may drain its answers in flight
         self.sock = sock
         self.count = count
         self.children: list[subprocess.Popen[bytes]] = []
@@ -141,7 +144,7 @@ class Supervisor:
                 child.terminate()
         for child in self.children:
             try:
-                child.wait(timeout=10)
+                child.wait(timeout=self.grace + 5)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
