@@ -30,7 +30,6 @@ from pathlib import Path
 
 import orjson
 
-from charts.columns import decided_roles
 from streaming import metadata
 from streaming.column_backfill import build_columns
 from streaming.convert import ROWS_FILE, convert_csv
@@ -38,6 +37,7 @@ from streaming.errors import RilletError
 from streaming.jobs import Claim, Jobs, job_error, progress
 from streaming.notify import Outbox
 from streaming.options import check_roles, reading, upload_options
+from streaming.roles import decided_roles
 from streaming.schedule import Clock, Schedules
 from streaming.settings import Settings
 from streaming.store import Store, utc_now

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from charts import association
-from charts.columns import CATEGORY_MAX, Column, _words
+from charts.columns import CATEGORY_MAX, Column
+from streaming.roles import words_of
 
 QUANTITY_WORDS = frozenset(
     [
@@ -98,7 +99,7 @@ def rank_measures(columns: Sequence[Column]) -> list[Column]:
     def score(pair: tuple[int, Column]) -> float:
         i, c = pair
         varies = 1.0 if (c.stats.get("stddev") or 0) > 0 else 0.3
-        named = 1.25 if QUANTITY_WORDS.intersection(_words(c.name)) else 1.0
+        named = 1.25 if QUANTITY_WORDS.intersection(words_of(c.name)) else 1.0
         return c.completeness * varies * named * (1 - 0.03 * min(i, 20))
 
     return [c for _, c in sorted(enumerate(found), key=lambda p: -score(p))]

@@ -46,11 +46,12 @@ from typing import Any
 import orjson
 
 from charts import association
-from charts.columns import Column, _words, columns_and_sample
+from charts.columns import Column, columns_and_sample
 from charts.fact import Fact, round_to
 from charts.focus import Focus, focus
 from charts.patterns import SECONDS, pattern_facts
 from streaming.read import Dataset
+from streaming.roles import words_of
 
 __all__ = ["Fact", "Survey", "build", "profile", "survey"]
 
@@ -437,9 +438,9 @@ def same_family(a: str, b: str) -> bool:
     """Whether two columns hold one quantity in two versions (``dep_time``, ``sched_dep_time``;
     ``temp_max``, ``temp_min``): their names agree once words such as ``sched`` or ``max``
     are left out."""
-    stem_a = [w for w in _words(a) if w not in FAMILY_WORDS]
-    stem_b = [w for w in _words(b) if w not in FAMILY_WORDS]
-    return bool(stem_a) and stem_a == stem_b and _words(a) != _words(b)
+    stem_a = [w for w in words_of(a) if w not in FAMILY_WORDS]
+    stem_b = [w for w in words_of(b) if w not in FAMILY_WORDS]
+    return bool(stem_a) and stem_a == stem_b and words_of(a) != words_of(b)
 
 
 def derived_facts(
