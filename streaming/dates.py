@@ -2,7 +2,9 @@
 
 ISO 8601 is typed by ``streaming.coerce`` on its fast path; this module reads the rest:
 ``2012/01/01``, ``2024.03.31``, ``31.03.2024``, ``31/03/2024``, ``3/31/2024`` (one- or two-digit
-day and month; ``/``, ``.`` or ``-`` between them), optionally followed by a time after a space
+day and month; ``/``, ``.`` or ``-`` between them), ``Jan 1 2000`` and ``1 Jan 2000`` (an
+English month's name or its first three letters, any case, with single spaces: ``%b %d %Y``,
+``%d %b %Y``), optionally followed by a time after a space
 or ``T``: ``H:MM``, seconds and fractions optional, ``AM``/``PM``, and an offset (``+0100``,
 ``-05:00``, `` -0500``, ``Z``, ``UTC``) that converts the value to UTC, as ISO values are.
 
@@ -36,10 +38,35 @@ _CLOCK = re.compile(
     r"(?:( ?)(Z|UTC|GMT|[+-][0-9]{2}:?[0-9]{2}))?"
 )
 _ANY_CLOCK = re.compile(r"[ T][0-9]{1,2}:[0-9]{2}")
+# A date with its month's name: month first (Jan 1 2000) or day first (1 Jan 2000).
+_NAMED = (
+    (re.compile(r"([A-Za-z]{3,9}) [0-9]{1,2} [0-9]{4}(?=$|[ T])"), "%b %d %Y"),
+    (re.compile(r"[0-9]{1,2} ([A-Za-z]{3,9}) [0-9]{4}(?=$|[ T])"), "%d %b %Y"),
+)
+_MONTH_NAMES = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
+MONTHS: dict[str, int] = {
+    **{name: i + 1 for i, name in enumerate(_MONTH_NAMES)},
+    **{name[:3]: i + 1 for i, name in enumerate(_MONTH_NAMES)},
+    "sept": 9,
+}
 _FIELDS = {
     "%Y": r"(?P<Y>[0-9]{4})",
     "%m": r"(?P<m>[0-9]{1,2})",
     "%d": r"(?P<d>[0-9]{1,2})",
+    "%b": r"(?P<b>[A-Za-z]{3,9})",
     "%H": r"(?P<H>[0-9]{1,2})",
     "%I": r"(?P<I>[0-9]{1,2})",
     "%M": r"(?P<M>[0-9]{2})",
@@ -92,18 +119,23 @@ def guess(first: str, texts: list[str], order: str) -> tuple[str, str] | None:
     values; None when it is not a date at all."""
     head = _HEAD.match(first)
     if head is None:
-        return None
-    one, sep, _, three = head.groups()
-    if len(one) == 4:
-        date_part = f"%Y{sep}%m{sep}%d"
-    elif len(three) == 4 and len(one) <= 2:
-        found = _order(texts, sep, order)
-        if found is None:
+        named = _named(first)
+        if named is None:
             return None
-        date_part = found
+        date_part, end = named
     else:
-        return None
-    rest = first[head.end() :]
+        one, sep, _, three = head.groups()
+        if len(one) == 4:
+            date_part = f"%Y{sep}%m{sep}%d"
+        elif len(three) == 4 and len(one) <= 2:
+            found = _order(texts, sep, order)
+            if found is None:
+                return None
+            date_part = found
+        else:
+            return None
+        end = head.end()
+    rest = first[end:]
     if not rest:
         return "date", date_part
     clock = _CLOCK.fullmatch(rest)
@@ -116,6 +148,26 @@ def guess(first: str, texts: list[str], order: str) -> tuple[str, str] | None:
     if zone:
         time_part += z_space + ("%Z" if zone in ("UTC", "GMT") else "%z")
     return "datetime", date_part + time_part
+
+
+def _named(first: str) -> tuple[str, int] | None:
+    """The pattern of a date written with its month's name, and where the date ends."""
+    for expression, pattern in _NAMED:
+        found = expression.match(first)
+        if found is not None and found.group(1).lower() in MONTHS:
+            return pattern, found.end()
+    return None
+
+
+def _month(fields: dict[str, str | None]) -> int:
+    """A match's month, written as a number or a name."""
+    name = fields.get("b")
+    if name is None:
+        return int(fields["m"] or 0)
+    month = MONTHS.get(name.lower())
+    if month is None:
+        raise NotInPattern(f"{name!r} is not a month")
+    return month
 
 
 def _order(texts: list[str], sep: str, order: str) -> str | None:
@@ -181,8 +233,9 @@ def read_dates(notation: str, texts: list[str]) -> list[str]:
     for text in set(texts):
         match = found.one(text)
         assert match is not None  # the batch matched
+        fields = match.groupdict()
         try:
-            iso[text] = date(int(match["Y"]), int(match["m"]), int(match["d"])).isoformat()
+            iso[text] = date(int(match["Y"]), _month(fields), int(match["d"])).isoformat()
         except ValueError:
             raise NotInPattern(f"{text!r} is not a calendar date") from None
     return list(map(iso.__getitem__, texts))
@@ -213,7 +266,7 @@ def _moment(match: re.Match[str], text: str) -> datetime:
     try:
         moment = datetime(
             int(fields["Y"]),
-            int(fields["m"]),
+            _month(fields),
             int(fields["d"]),
             hour,
             int(fields.get("M") or 0),

@@ -109,8 +109,6 @@ def test_vega_hourly_temperatures_have_datetimes(tmp_path, name, column, pattern
     [
         ("iowa-electricity.csv", ["date", "string", "integer"]),
         ("airports.csv", ["string"] * 5 + ["number", "number"]),
-        # "Jan 1 2000": month names are not a date pattern Rillet reads (yet): text, kept.
-        ("stocks.csv", ["string", "string", "number"]),
     ],
 )
 def test_other_vega_files_keep_their_types(tmp_path, name, types):
@@ -118,3 +116,15 @@ def test_other_vega_files_keep_their_types(tmp_path, name, types):
     assert [c["type"] for c in conversion.columns] == types
     assert conversion.rows == len(vega_records(name))
     assert all("format" not in c and "unit" not in c for c in conversion.columns)
+
+
+def test_stocks_dates_written_with_month_names_are_dates(tmp_path):
+    """vega's stocks.csv writes "Jan 1 2000": a date with its month's name (%b %d %Y)."""
+    conversion, rows = convert_bytes(tmp_path, (VEGA / "stocks.csv").read_bytes())
+    assert [c["type"] for c in conversion.columns] == ["string", "date", "number"]
+    assert conversion.columns[1]["format"] == "%b %d %Y"
+    expected = [
+        datetime.strptime(r["date"], "%b %d %Y").date().isoformat()
+        for r in vega_records("stocks.csv")
+    ]
+    assert [row[1] for row in rows] == expected

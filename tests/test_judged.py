@@ -41,12 +41,15 @@ TOP = 10
 # ten expectations, and throw-aways in the first five findings plus the first five charts.
 RECALL_FLOOR = {
     "flights": 1.0,
-    "weather": 0.7,
+    "weather": 0.9,
     "seattle-weather": 1.0,
-    "stocks": 0.6,
-    "gapminder": 0.9,
-    "iowa-electricity": 0.8,
+    "stocks": 0.9,
+    "gapminder": 1.0,
+    "iowa-electricity": 0.9,
 }
+# The group-bys' time budget is lifted here, so what is judged is the rules, whatever the load
+# on the machine running the tests (with the default 0.6 s the figures were the same).
+UNHURRIED = 60.0
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ def score(judged: Judged, found: list[dict[str, Any]], charts: list[Drawn]) -> S
 
 def judge(rillet: Rillet, dataset_id: str, judged: Judged) -> tuple[Score, list[Any], list[Any]]:
     with open_dataset(rillet.store, rillet.jobs, dataset_id) as dataset:
-        found = findings(survey(dataset))
+        found = findings(survey(dataset, seconds=UNHURRIED))
         specs = recommend(dataset, limit=TOP)
         charts = [drawn(c["spec"], dataset.names) for c in specs]
     return score(judged, found, charts), found, charts
@@ -332,7 +335,7 @@ def test_identifiers_clock_times_and_date_parts_are_never_measured(
     rillet, dataset_id = made
     with open_dataset(rillet.store, rillet.jobs, dataset_id) as dataset:
         roles = {c.name: c.role for c in columns_and_sample(dataset)[0]}
-        found = findings(survey(dataset))
+        found = findings(survey(dataset, seconds=UNHURRIED))
         charts = [drawn(c["spec"], dataset.names) for c in recommend(dataset, limit=10)]
     assert roles["flight"] == "identifier" and roles["sched"] == "clock"
     assert roles["hour"] == "date_part" and roles["delay"] == "measure"
@@ -349,7 +352,7 @@ def test_the_obvious_questions_come_first_and_the_insight_types_are_found(
 ) -> None:
     rillet, dataset_id = made
     with open_dataset(rillet.store, rillet.jobs, dataset_id) as dataset:
-        found = findings(survey(dataset))
+        found = findings(survey(dataset, seconds=UNHURRIED))
         charts = [drawn(c["spec"], dataset.names) for c in recommend(dataset, limit=10)]
     kinds = {(f["kind"], tuple(f["columns"])) for f in found}
     assert ("category_outlier", ("delay", "carrier")) in kinds, found

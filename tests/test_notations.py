@@ -282,3 +282,40 @@ def test_date_order_reads_the_undecided_columns(tmp_path, order):
     assert conversion.columns[0]["format"] == ("%m/%d/%Y" if order == "mdy" else "%d/%m/%Y")
     first = "2024-01-02" if order == "mdy" else "2024-02-01"
     assert rows[0] == [first]
+
+
+MONTH_NAMES = (
+    "January February March April May June July August September October November December"
+)
+
+
+@given(
+    st.lists(DAYS, min_size=1, max_size=20),
+    st.sampled_from(["%b %d %Y", "%d %b %Y"]),
+    st.sampled_from(["short", "full", "upper"]),
+)
+@settings(max_examples=100, deadline=None)
+def test_dates_with_month_names_round_trip(days, style, spelling):
+    """``Jan 1 2000`` (vega's stocks.csv) and ``1 January 2000``: dates, any case."""
+
+    def month(d: date) -> str:
+        name = MONTH_NAMES.split()[d.month - 1]
+        return {"short": name[:3], "full": name, "upper": name.upper()}[spelling]
+
+    texts = [
+        f"{month(d)} {d.day} {d.year:04d}"
+        if style == "%b %d %Y"
+        else f"{d.day} {month(d)} {d.year:04d}"
+        for d in days
+    ]
+    with tempfile.TemporaryDirectory() as directory:
+        conversion, got = convert_bytes(Path(directory), csv_text(["day"], [texts]))
+    assert conversion.columns[0]["type"] == "date"
+    assert conversion.columns[0]["format"] == style
+    assert [row[0] for row in got] == [d.isoformat() for d in days]
+
+
+def test_a_word_that_is_no_month_keeps_the_column_text(tmp_path):
+    conversion, got = convert_bytes(tmp_path, b"day\nJan 1 2000\nFoo 2 2000\n")
+    assert conversion.columns[0]["type"] == "string"
+    assert [row[0] for row in got] == ["Jan 1 2000", "Foo 2 2000"]
