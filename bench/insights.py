@@ -9,7 +9,9 @@ server (``python server.py`` on 127.0.0.1, temporary DATA_DIR), then:
    (``charts.profile.profile``: meta.json, stats.json and the 1,000-row sample; no rows), and
    the statistics-only findings (``charts.findings``), best and median of REPEAT. The baseline,
    measured in the same run, is what reading the rows would cost: one pass of ``orjson.loads``
-   over rows.ndjson. The goal: the profile in at most 50 ms, the same at every size.
+   over rows.ndjson. The profile holds facts of a few group-bys over all rows (trends, means
+   by category: ``charts.patterns``), which stop at 0.6 s and fall back to the sample; the
+   goal: the profile, and so /insights without an LLM, in under 1 s at any size.
 2. Over HTTP, with 1 client, median milliseconds of REPEAT requests: ``GET /health`` (the
    baseline) and ``GET /datasets/ID/insights`` without an LLM (the statistics-only answer).
 3. With a local Groq look-alike (tests/fake_groq.py, answering at once) set as GROQ_BASE_URL:
@@ -41,7 +43,7 @@ from streaming.read import Dataset  # noqa: E402
 from streaming.store import Store  # noqa: E402
 from tests.fake_groq import FakeGroq  # noqa: E402
 
-GOAL_MS = 50.0
+GOAL_MS = 1000.0
 ANSWER = orjson.dumps(
     {"insights": [{"title": "A finding", "detail": "With numbers: 42.", "columns": []}]}
 ).decode()
