@@ -6,13 +6,18 @@ Example::
         body = profile(dataset)              # a dict whose JSON is at most 8 KiB
         body = profile(dataset, "arr_delay")  # one column
 
-It reads ``meta.json``, ``stats.json`` and the sync's uniform sample of 1,000 rows, never the
-rows themselves, so it costs the same for ten rows or a billion. It holds:
+It reads ``meta.json``, ``stats.json`` and the sync's uniform sample of 1,000 rows, and runs a
+few group-bys over all rows (``charts.patterns``: at most six, stopped at 0.6 s, the rest over
+the sample), so it costs about the same for a million rows or a billion. It holds:
 
-- per column: its type and role (measure, category, time, identifier, text, constant, empty),
-  null share, distinct count, then min, max, mean, stddev and quantiles (numbers), min and max
-  (dates), or top values (everything else), and a few short example values;
-- facts computed by the server (``facts``), best first, each with the numbers behind it;
+- per column: its type and role (``streaming.roles``: measure, category, time, date_part,
+  clock, identifier, text, constant, empty), null share, distinct count, then min, max, mean,
+  stddev and quantiles (numbers), min and max (dates), or top values (everything else), and a
+  few short example values;
+- ``focus``: the main measures, categories and time axis (``charts.focus``);
+- facts computed by the server (``facts``), best first (facts about the main measures weigh
+  most, and each kind already placed makes the next of it weigh 0.85 less), each with the
+  numbers behind it;
 - a handful of sample rows (or, for one column, some of its distinct values).
 
 Texts are cut (40 characters, then less) and so are column names (64). When a wide table does
@@ -29,9 +34,15 @@ Facts, and when they are stated:
 - ``outliers``: values past Tukey's far fences (Q1 − 3 IQR, Q3 + 3 IQR), with the share of the
   sample beyond them;
 - ``date_range``: a date or datetime column's first and last day and its span;
-- from the sample: ``correlation`` (Pearson's r of two measures, |r| ≥ 0.5), ``association``
-  (two categories, Cramér's V ≥ 0.5) and ``differs_by`` (a measure's mean across a category's
-  values, correlation ratio η ≥ 0.3, with its highest and lowest group).
+- from the sample: ``derived`` (one column follows from another: |r| ≥ 0.98, a function in
+  the sample, or a category with η ≥ 0.95 on a measure; said once, weight 0.15, and the pair is
+  then neither correlated, compared nor charted), ``correlation`` (Pearson's r of two measures,
+  |r| ≥ 0.5; ×0.7 for two of one family, ``sched_dep_time`` and ``dep_time``),
+  ``association`` (two categories, Cramér's V ≥ 0.5) and ``differs_by`` (a measure's mean
+  across a category's values, correlation ratio η ≥ 0.3, with its highest and lowest group of
+  5 sample rows or more) for the pairs the group-bys did not cover;
+- from the group-bys (``charts.patterns``): ``trend``, ``seasonality``, ``change_point``,
+  ``time_outlier``, ``differs_by``, ``category_outlier`` and ``steady_share``.
 """
 
 from __future__ import annotations

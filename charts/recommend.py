@@ -5,17 +5,24 @@ Example::
     with open_dataset(store, jobs, "ds_3f9a2c41b7d0") as dataset:
         for item in recommend(dataset, limit=8):
             print(item["score"], item["title"], "—", item["reason"])
-    # 0.86 Mean arr delay by day — how mean arr delay changes over day, 2024-01-01 to …
+    # 0.98 Mean dep delay by carrier — The first question: which carrier has the highest …
 
-Recommending reads no rows: each column is profiled from the statistics kept at sync
-(``stats.json``) and pairs of columns from the sync's 1,000-row sample. Only the specs of the
-charts finally chosen are built, by ``charts.spec.chart``; most come from the statistics or the
-sample too (a histogram, counts of a column with at most 10 values, a scatter), and a line, a
-heatmap or a bar of a measure cost one group-by scan each.
+Recommending reads no rows: columns come with the roles the sync gave them (``charts.columns``,
+``streaming.roles``), the table's main measures, categories and time axis come from
+``charts.focus``, and the facts that choose charts from ``charts.profile.survey`` over the
+sync's 1,000-row sample (``seconds=0``: no group-by). Only the specs of the charts finally
+chosen are built, by ``charts.spec.chart``; most come from the statistics or the sample too (a
+histogram, counts of a column with at most 10 values, a scatter), and a line, a heatmap or a
+bar of a measure cost one group-by each.
 
-Columns first get a role from their statistics (``charts.columns``: measure, category, time,
-or left out). Then each candidate chart gets a score in [0, 1]: a base for how effective the
-chart type is for its data types (Voyager's type-to-channel ranking: time on x beats
+First the obvious questions, in this order (scores 0.98, 0.96, 0.94, 0.92 × completeness),
+placed before anything else: the main measure's mean by the main category; its mean over the
+time axis (one line per category when the table is a panel); its distribution; the main
+category's counts, when they differ. Then a chart for each of the 12 strongest facts that one
+shows (a trend or change as a line, a category's outlier as a bar, a correlation as a scatter,
+a skew as a histogram), scored 0.8 + 0.1 × the fact's weight (at most 0.9) × completeness,
+its reason the fact in words. Then the rest, each scored in [0, 1]: a base for how effective
+the chart type is for its data types (Voyager's type-to-channel ranking: time on x beats
 everything for a measure; a quantitative distribution on a position axis; nominal on position
 beats nominal on color; two quantities on x and y; a pie never: angles read worst), times
 factors:
@@ -29,10 +36,13 @@ factors:
 - scatter of two measures: 0.45 + 0.45 × |r| (Pearson's, in the sample);
 - heatmap of two categories of at most 30 values each: 0.40 + 0.40 × Cramér's V (sample).
 
-Completeness is ``0.5 + 0.5 × (non-null share)``. Ranking is greedy, for variety: each chart's
-score is multiplied by 0.9 for every chart of the same kind already chosen and by 0.95 for every
-use of one of its columns, and the best adjusted score is taken next; at most MAX_SCANS of the
-charts chosen may need a scan of the rows, so the whole answer costs at most that many scans.
+Identifiers, clock times and date parts are never measures, so never averaged or binned here;
+a pair derived one from the other (``charts.profile.derived_facts``) is never drawn together.
+Completeness is ``0.5 + 0.5 × (non-null share)``. After the obvious ones, ranking is greedy,
+for variety: each chart's score is multiplied by 0.9 for every chart of the same kind already
+chosen and by 0.95 for every use of one of its columns, and the best adjusted score is taken
+next (never above the one before); at most MAX_SCANS of the charts chosen may need a scan of
+the rows, so the whole answer costs at most that many.
 """
 
 from __future__ import annotations

@@ -163,6 +163,10 @@ SCHEMAS: dict[str, Any] = {
                         "title": {"type": "string"},
                         "detail": {"type": "string"},
                         "columns": {"type": "array", "items": {"type": "string"}},
+                        "kind": {
+                            "type": "string",
+                            "description": "The fact said (statistics only): trend, skew, ...",
+                        },
                     },
                 },
             },
