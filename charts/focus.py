@@ -122,6 +122,49 @@ def rank_categories(
     return sorted(found, key=lambda c: -score(c))
 
 
+INTENSIVE_WORDS = frozenset(
+    [
+        "price",
+        "prices",
+        "rate",
+        "ratio",
+        "percent",
+        "pct",
+        "share",
+        "temp",
+        "temperature",
+        "avg",
+        "average",
+        "mean",
+        "median",
+        "score",
+        "index",
+        "speed",
+        "per",
+        "percap",
+        "capita",
+        "exp",
+        "expectancy",
+        "age",
+    ]
+)
+
+
+def additive(m: Column) -> bool:
+    """Whether a measure's values add up to a meaningful total (amounts, counts, generation),
+    as opposed to levels whose sum means nothing (a price, a temperature, a rate): never
+    negative, and not named like a level (``gdpPercap`` and ``lifeExp`` included)."""
+    named = INTENSIVE_WORDS.intersection(words_of(m.name))
+    return (m.stats.get("min") or 0) >= 0 and not named
+
+
+def panel(t: Column, c: Column, rows: int) -> bool:
+    """Whether a table holds one series per category over time (about one row per time and
+    category, as stock prices by symbol): then a line per category says what a mean hides."""
+    cells = max(t.distinct, 1) * c.distinct
+    return c.distinct <= 8 and cells / 2 <= rows <= 2 * cells
+
+
 def time_axis(columns: Sequence[Column]) -> Column | None:
     times = [c for c in columns if c.role == "time"]
     if times:

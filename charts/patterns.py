@@ -16,14 +16,17 @@ one scan), and each with its test and threshold:
   the levels differ by at least twice the spread within them;
 - ``time_outlier``: a bucket far from its neighbours: its distance from the median of the 5
   around it is at least 4 robust standard deviations (1.4826 × the median absolute distance)
-  of all such distances, over at least 12 buckets;
+  of all such distances, and at least 0.1 of the measure's standard deviation, over at least
+  12 buckets;
 - ``category_outlier`` / ``differs_by``: means by a category differ (the same 0.25-deviation,
   3-standard-error test, over groups of at least 5 rows); when the extreme group is further
   from the next one than that one is from the other end, it stands out (``category_outlier``);
-- ``steady_share``: a category's share of a measure's sum (of rows, for measures with
-  negative values) per time bucket stays within 5 points over at least 6 buckets; a share
-  that moves by 10 points or more is a ``trend`` of that share (its numbers name the
-  category's ``value``) when Mann–Kendall says so.
+- ``steady_share``: a category's share of a measure's total (of rows, for a measure whose
+  values do not add up: ``charts.focus.additive``; none for a panel's rows) per time bucket
+  stays within 5 points over at least 6 buckets (a share of rows that never moves by half a
+  point is the table's layout, not a finding); a share that moves by 10 points or more is a
+  ``trend`` of that share (its numbers name the category's ``value``) when Mann–Kendall says
+  so.
 
 Group-bys are capped at GROUPBYS_MAX per call, at GROUPS_MAX groups each, and at SECONDS for
 all of them: each runs over all rows only when its foreseen cost fits what is left, else it
@@ -45,7 +48,7 @@ from typing import Any
 from charts import data
 from charts.columns import Column
 from charts.fact import Fact, round_to
-from charts.focus import Focus
+from charts.focus import Focus, additive, panel
 from streaming import filter as filters
 from streaming.aggregate import Aggregate
 from streaming.query import RUNNER
@@ -53,6 +56,7 @@ from streaming.read import Dataset
 
 GROUPBYS_MAX = 6
 SECONDS = 0.6  # for the group-bys over all rows of one call; the rest come from the sample
+OUTLIER_SD = 0.1  # a time outlier's least distance, in the measure's standard deviations
 FEW_GROUPS = 16  # past this many groups the engine sorts rows by group: dearer
 GROUPS_MAX = 20_000
 MEASURES = 3  # measures each group-by averages
@@ -96,7 +100,12 @@ def pattern_facts(
     steps += [("seasonality", [part]) for part in cycles[:2]]
     if time_axis is not None and found.categories:
         c = found.categories[0]
-        if c.distinct * max(time_axis.distinct, 1) <= GROUPS_MAX:
+        # Shares of a total that adds up, or of rows; a panel's rows (one per time and
+        # category) share out evenly by construction, so they say nothing.
+        counted = not additive(measures[0])
+        if c.distinct * max(time_axis.distinct, 1) <= GROUPS_MAX and not (
+            counted and panel(time_axis, c, dataset.rows)
+        ):
             steps.append(("shares", [c, time_axis]))
     out: list[Fact] = []
     for kind, by in steps:
@@ -354,7 +363,7 @@ def _time_outlier(m: Column, time: Column, series: list[tuple[Any, float]]) -> l
         return []
     i = max(range(n), key=lambda j: abs(distances[j]))
     score = abs(distances[i]) / spread
-    if score < 4:
+    if score < 4 or abs(distances[i]) < OUTLIER_SD * (m.stats.get("stddev") or 0):
         return []
     numbers = {
         "at": series[i][0],
@@ -438,8 +447,9 @@ def _named(key: Any, part: str | None) -> Any:
 
 
 def _shares(groups: list[Group], category: Column, time: Column, measure: Column) -> list[Fact]:
-    """The main category's shares of the main measure (or of rows) over time."""
-    summed = (measure.stats.get("min") or 0) >= 0
+    """The main category's shares of the main measure's total (of rows, for a measure whose
+    values do not add up) over time."""
+    summed = additive(measure)
     unit = _unit(time) if time.role == "time" else None
     totals: dict[Any, dict[Any, float]] = {}
     for g in groups:
@@ -459,6 +469,8 @@ def _shares(groups: list[Group], category: Column, time: Column, measure: Column
     of = measure.name if summed else "rows"
     for value in values:
         shares = [totals[b].get(value, 0.0) / (sum(totals[b].values()) or 1.0) for b in buckets]
+        if not summed and max(shares) - min(shares) <= 0.005:
+            continue  # rows shared out by the table's layout (a country a year), not a finding
         if max(shares) - min(shares) <= 0.05 and statistics.fmean(shares) >= 0.05:
             numbers = {"value": value, "share": round_to(statistics.fmean(shares), 3), "of": of}
             numbers["low"], numbers["high"] = round_to(min(shares), 3), round_to(max(shares), 3)

@@ -57,7 +57,7 @@ from typing import Any
 from charts import association, data, findings, words
 from charts.columns import CATEGORY_MAX, Column
 from charts.fact import Fact
-from charts.focus import Focus
+from charts.focus import Focus, panel
 from charts.profile import Survey, survey
 from charts.spec import chart
 from streaming import filter as filters
@@ -150,7 +150,7 @@ def _obvious(main: Focus, measures: Sequence[Column], rows: int) -> list[Candida
         out.append(_measure_bar(c, m, score * m.completeness, reason))
         score -= 0.02
     if m is not None and t is not None:
-        color = c if c is not None and _panel(t, c, rows) else None
+        color = c if c is not None and panel(t, c, rows) else None
         span = f"{t.stats.get('min')} to {t.stats.get('max')}"
         reason = f"How {words.words(m.name)} moves over {words.words(t.name)}, {span}"
         if color is not None:
@@ -178,13 +178,6 @@ def _obvious(main: Focus, measures: Sequence[Column], rows: int) -> list[Candida
         bar = _bar(c)
         out.append(replace(bar, score=score * c.completeness))
     return [replace(o, obvious=True) for o in out]
-
-
-def _panel(t: Column, c: Column, rows: int) -> bool:
-    """Whether a table holds one series per category over time (about one row per time and
-    category, as stock prices by symbol): then a line per category says what a mean hides."""
-    cells = max(t.distinct, 1) * c.distinct
-    return c.distinct <= 8 and cells / 2 <= rows <= 2 * cells
 
 
 def _uneven(c: Column) -> bool:
