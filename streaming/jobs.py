@@ -112,14 +112,18 @@ class Jobs:
             "attempts": 0,
             "source": source,
             "options": options,
+            "publishes": 1,  # the version its sync makes (``published``)
         }
         self._write(job)
         self._enqueue(job_id)
         return job
 
-    def retry(self, job_id: str) -> dict[str, Any]:
-        """Queue a finished job again, as new (a source fetched again); the caller holds its
-        lock, so no worker is running it."""
+    def retry(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        """Queue a finished job again, as new (a source fetched again, or new data in
+        ``fields``: its ``source``, ``mode`` and ``sync_options``, the reading options of that
+        data alone); the caller holds its lock, so no worker is running it. The sync makes the
+        dataset's next version."""
+        dataset_id = self.store.dataset_of(job_id)
         job = self.update(
             job_id,
             status="queued",
@@ -127,7 +131,9 @@ class Jobs:
             attempts=0,
             started_at=None,
             finished_at=None,
-            progress=progress(0, 0, 0),
+            progress=progress(0, fields.get("source", {}).get("bytes", 0), 0),
+            publishes=self.store.current_version(dataset_id) + 1,
+            **{"mode": "replace", "sync_options": None, **fields},
         )
         self._enqueue(job_id)
         return job
@@ -267,12 +273,18 @@ class Jobs:
         record = self.find(claim.job_id)
         if record is None or record["status"] in ("done", "failed"):
             self.settle(claim)
-        elif self.store.is_ready(self.store.dataset_of(claim.job_id)):
+        elif self.published(record):
             self.finish(claim, status="done", error=None)
         elif stopping:
             self.requeue(claim)  # stopped on purpose: not an attempt that failed
         else:
             self.requeue_or_fail(claim, attempts, why)
+
+    def published(self, record: dict[str, Any]) -> bool:
+        """Whether a job's sync has published the version it was queued to make (a sync that
+        died between publishing and recording has finished its job)."""
+        current = self.store.current_version(record["dataset_id"])
+        return current >= record.get("publishes", 1)
 
     def _sweep_tmp(self, job_id: str) -> None:
         prefix = self.store.dataset_of(job_id) + "."

@@ -347,8 +347,11 @@ def test_sync_now_fetches_a_failed_source_again_and_refuses_the_rest(
     sync_all(app.settings)
     assert client.get(f"/jobs/{job['id']}").json()["status"] == "done"
     assert client.get(f"/datasets/{dataset}/rows").json()["rows"] == ROWS
-    assert_error(client.post(f"/datasets/{dataset}/sync"), 409, "not_supported_yet")
-    assert_error(client.post(f"/datasets/{dataset}/sync", content=b"a,b\n"), 409)
+    assert client.post(f"/datasets/{dataset}/sync").status_code == 202  # a ready one too
+    body = {"content": b"a,b\n", "headers": {"Content-Type": "text/csv"}}
+    assert_error(client.post(f"/datasets/{dataset}/sync", **body), 409, "sync_running")
+    sync_all(app.settings)
+    assert client.get(f"/datasets/{dataset}/rows").json()["rows"] == ROWS
     plain = upload(client, app, "a,b\n1,2\n")
     assert_error(client.post(f"/datasets/{plain}/sync"), 409, "no_source")
     assert_error(client.post("/datasets/ds_000000000000/sync"), 404)

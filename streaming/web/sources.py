@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from streaming import sources
+from streaming import params, sources
 from streaming.errors import NotFound, NotReady
 from streaming.store import Store, check_dataset_id
+from streaming.web import versions
 from streaming.web.exchange import Answer, Call, json_answer
-from streaming.web.openapi import Doc, errors, json_content, ref
+from streaming.web.openapi import Doc, errors, json_content, param, ref
 from streaming.web.state import Rillet
+from streaming.web.uploads import UPLOAD_CONTENT, UPLOAD_PARAMETERS
 
 SOURCE_BODY = {
     "type": "object",
@@ -59,21 +61,30 @@ def create(rillet: Rillet, call: Call) -> Answer:
 
 
 SYNC = Doc(
-    "Fetch a dataset's source again now (write scope)",
-    {"202": json_content(ref("Accepted"), "Queued for sync"), **errors(404, 409)},
+    "Sync now: fetch the source again, or take new data from the body (write scope)",
+    {
+        "202": json_content(ref("Accepted"), "Queued for sync"),
+        **errors(400, 404, 409, 413, 415, 422),
+    },
+    (
+        param(
+            "mode",
+            {"type": "string", "enum": ["replace", "append"]},
+            "With a body: replace the data (default), or append rows of the same header.",
+        ),
+        *UPLOAD_PARAMETERS,
+    ),
+    body={"required": False, "content": UPLOAD_CONTENT},
 )
 
 
 def sync(rillet: Rillet, call: Call) -> Answer:
-    """Queue a fetch of the dataset's source: 409 ``no_source``, ``sync_running``, or
-    ``not_supported_yet`` for a dataset already synced (replacing it is the versions work)."""
+    """Queue a fetch of the dataset's source (409 ``no_source``, ``sync_running``), or with a
+    CSV body its new data (``streaming.web.versions``)."""
     dataset_id = check_dataset_id(call.args["dataset_id"])
-    if call.header("Content-Length").strip() not in ("", "0") or call.header("Transfer-Encoding"):
-        raise NotReady(
-            "new data in the request body is not supported yet; POST without a body "
-            "fetches the source again",
-            code="not_supported_yet",
-        )
+    if versions.has_body(call):
+        return versions.new_data(rillet, call, dataset_id)
+    params.only(call.params, ())
     store, jobs = rillet.store, rillet.jobs
     job_id = Store.job_of(dataset_id)
     job = jobs.find(job_id)
@@ -89,13 +100,7 @@ def sync(rillet: Rillet, call: Call) -> Answer:
             claim.release()
         raise NotReady(f"dataset {dataset_id!r} is being synced", code="sync_running")
     try:
-        if store.is_ready(dataset_id):
-            raise NotReady(
-                "fetching again a dataset that is already synced is not supported yet (it "
-                "comes with versions); a source whose fetch failed can be fetched again",
-                code="not_supported_yet",
-            )
-        jobs.retry(job_id)
+        jobs.retry(job_id)  # its sync makes the next version
     finally:
         claim.release()
     rillet.wake()
