@@ -36,7 +36,6 @@ their offset style (all with "Z" or none).
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 import marshal
@@ -182,9 +181,7 @@ def append_version(
             columns_format=columns_format,
             source_format=conversion.format,
         )
-        lineage = base.meta.get("lineage") or base.meta["source"].get("sha256") or ""
-        chain = f"{lineage}:{job['source'].get('sha256') or ''}".encode()
-        return {**meta, "mode": "append", "lineage": hashlib.sha256(chain).hexdigest()}
+        return {**meta, "mode": "append"}
 
 
 def _joined_columns(

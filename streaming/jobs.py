@@ -41,6 +41,9 @@ PUBLIC_FIELDS = (
 )
 
 
+SETTLE_SECONDS = 2.0  # the longest ``lock_settled`` waits for a worker to give a job up
+
+
 @dataclass
 class Claim:
     """A job this process has claimed; the lock is held until ``release``."""
@@ -162,6 +165,20 @@ class Jobs:
             os.close(fd)
             return None
         return Claim(job_id, fd)
+
+    def lock_settled(self, job_id: str, wait: float = SETTLE_SECONDS) -> Claim | None:
+        """``lock``, waiting out a worker that has recorded the job's outcome and is giving
+        it up (a few milliseconds), so that a client that saw "done" and at once asks for more
+        is not told the job is busy; None if a worker holds it otherwise."""
+        deadline = time.monotonic() + wait
+        while (claim := self.lock(job_id)) is None:
+            job = self.find(job_id)
+            if job is None or job["status"] not in ("done", "failed"):
+                return None
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+        return claim
 
     def is_running(self, job_id: str) -> bool:
         return (self._running / check_job_id(job_id)).exists()

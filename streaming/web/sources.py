@@ -92,7 +92,7 @@ def sync(rillet: Rillet, call: Call) -> Answer:
         raise NotFound(f"dataset {dataset_id!r} does not exist")
     if sources.load_secrets(store.root, dataset_id) is None or job is None:
         raise NotReady(f"dataset {dataset_id!r} has no source to fetch", code="no_source")
-    claim = jobs.lock(job_id)  # held while deciding, so no worker claims it meanwhile
+    claim = jobs.lock_settled(job_id)  # held while deciding: no worker claims it meanwhile
     if claim is not None:
         job = jobs.get(job_id)  # as it stands now that no worker can change it
     if claim is None or job["status"] in ("queued", "running"):

@@ -85,7 +85,7 @@ def new_data(rillet: Rillet, call: Call, dataset_id: str) -> Answer:
     incoming = store.upload_path(job_id).with_name(f"{job_id}.{os.urandom(4).hex()}.incoming")
     try:
         received = receive(rillet, call, incoming)
-        claim = jobs.lock(job_id)  # held while deciding, so no worker claims it meanwhile
+        claim = jobs.lock_settled(job_id)  # held while deciding: no worker claims it meanwhile
         if claim is None:
             raise _syncing(dataset_id)
         try:
