@@ -61,6 +61,8 @@ from streaming.convert import (
     STATE_FILE,
     STATS_FILE,
     Progress,
+    announces_wide_text,
+    bom_encoding,
     convert_csv,
     header_names,
     resolve_encoding,
@@ -101,7 +103,7 @@ def header_of(path: Path, options: Mapping[str, Any], max_bytes: int, spill: Pat
 
 def _first_record(upload: unpack.Upload, options: Mapping[str, Any]) -> list[str] | None:
     head = upload.head(4)
-    announced = "utf-16" if head[:2] in (b"\xff\xfe", b"\xfe\xff") else None
+    announced = bom_encoding(head) if announces_wide_text(head) else None
     codec = resolve_encoding(options.get("encoding") or announced)
     python_codec = "utf-8-sig" if codec == "utf-8" else codec
     delimiter = options.get("delimiter") or sniff_delimiter(upload.head(HEAD_BYTES), python_codec)
@@ -152,7 +154,7 @@ def append_version(
             field_limit=settings.csv_field_limit_kb * 1024,
             parallel=settings.sync_stats_process,
             columns=False,  # the columns are extended from the part's rows below
-            reading=reading({**options, "types": forced}, settings.date_order),
+            reading=reading({**options, "types": forced}, _date_order(base, settings)),
             max_bytes=settings.max_upload_mb * 2**20,
         )
         check_header(base.names, [c["name"] for c in conversion.columns])
@@ -184,24 +186,46 @@ def append_version(
         return {**meta, "mode": "append"}
 
 
+def _date_order(base: Dataset, settings: Settings) -> str:
+    """How NN/NN/YYYY dates that do not decide are read: as the dataset's dates were."""
+    for column in base.meta["columns"]:
+        written = column.get("format") or ""
+        if written.startswith("%d"):
+            return "dmy"
+        if written.startswith("%m"):
+            return "mdy"
+    return settings.date_order
+
+
 def _joined_columns(
     before: list[dict[str, Any]], appended: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The columns of the new version: each keeps its type (a column of nulls alone takes the
-    appended type); a type the appended values forced otherwise is a type_mismatch."""
+    """The columns of the new version: each keeps its type and its notation (a column of
+    nulls alone takes the appended ones); another is a type_mismatch: dates read another way
+    (31/01 against 01/31) or numbers written another way would not be the same values."""
     joined = []
     for old, new in zip(before, appended):
-        if old["type"] == "null":
-            joined.append(dict(new))
-        elif new["type"] in (old["type"], "null"):
-            joined.append(dict(old))
-        else:
+        if old["type"] == "null" or new["type"] == "null":
+            joined.append(dict(new if old["type"] == "null" else old))
+            continue
+        notation = (
+            [old.get(k) for k in ("format", "unit")],
+            [new.get(k) for k in ("format", "unit")],
+        )
+        if new["type"] != old["type"] or notation[0] != notation[1]:
             raise InvalidCSV(
-                f"column {old['name']!r} is {old['type']}, and the appended rows are "
-                f"{new['type']}: append rows whose values fit the column",
+                f"column {old['name']!r} is {_described(old)}, and the appended rows are "
+                f"{_described(new)}: append rows whose values are written as the column's",
                 code="type_mismatch",
             )
+        joined.append(dict(old))
     return joined
+
+
+def _described(column: Mapping[str, Any]) -> str:
+    """A column's type, with its notation if it has one ("date (%d/%m/%Y)")."""
+    notation = column.get("format") or column.get("unit")
+    return f"{column['type']} ({notation})" if notation else str(column["type"])
 
 
 # --- rows -------------------------------------------------------------------------------------

@@ -335,3 +335,17 @@ def test_sketches_merge_across_sync_processes(tmp_path: Path) -> None:
         assert abs(column["distinct"] - len(words)) <= bound, column["distinct"]
     finally:
         stop(running.process)
+
+
+def test_values_written_another_way_are_a_type_mismatch(client, rillet) -> None:  # type: ignore[no-untyped-def]
+    dataset = upload(client, rillet, "day,price\n31/01/2024,$5\n")
+    for body in ("day,price\n01/31/2024,$6\n", "day,price\n31/01/2024,7\n"):
+        response = send(client, dataset, body, mode="append")
+        sync_all(rillet.settings)
+        job = client.get(response.json()["job"]["url"]).json()
+        assert job["status"] == "failed" and job["error"]["code"] == "type_mismatch", job
+    assert new_version(client, rillet, dataset, "day,price\n01/02/2024,$8\n", mode="append") == 2
+    assert export(client, dataset) == [
+        {"day": "2024-01-31", "price": 5},
+        {"day": "2024-02-01", "price": 8},
+    ]
