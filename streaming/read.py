@@ -126,27 +126,32 @@ def open_dataset(store: Store, jobs: Jobs, dataset_id: str, version: int | None 
 
 
 def _open_all(folder: Path) -> list[int]:
-    """Descriptors of a version's files: meta, rows, index, stats, then its columns' two
-    if it has them; FileNotFoundError (nothing left open) if a file it must have is gone."""
+    """Descriptors of a version's files (meta, rows, index, stats, then columns.bin and
+    columns.json when both are there), all opened in one directory, the one ``folder`` named
+    when it was opened; FileNotFoundError (nothing left open) if a file it must have is gone."""
+    directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     fds: list[int] = []
     try:
-        for name in (META_FILE, ROWS_FILE, INDEX_FILE, STATS_FILE):
-            fds.append(os.open(folder / name, os.O_RDONLY))
-        try:
-            data = os.open(folder / column_store.DATA_NAME, os.O_RDONLY)
-        except FileNotFoundError:
-            return fds
-        try:
-            described = os.open(folder / column_store.META_NAME, os.O_RDONLY)
-        except FileNotFoundError:  # columns being given to an old dataset: not yet whole
-            os.close(data)
-            return fds
-        fds += [data, described]
+        for name in _FILES:
+            fds.append(os.open(name, os.O_RDONLY, dir_fd=directory))
+        for name in _COLUMN_FILES:  # both or neither (columns being given to an old dataset)
+            try:
+                fds.append(os.open(name, os.O_RDONLY, dir_fd=directory))
+            except FileNotFoundError:
+                for fd in fds[len(_FILES) :]:
+                    os.close(fd)
+                return fds[: len(_FILES)]
     except BaseException:
         for fd in fds:
             os.close(fd)
         raise
+    finally:
+        os.close(directory)
     return fds
+
+
+_FILES = (META_FILE, ROWS_FILE, INDEX_FILE, STATS_FILE)
+_COLUMN_FILES = (column_store.DATA_NAME, column_store.META_NAME)
 
 
 def _read_all(fd: int) -> bytes:

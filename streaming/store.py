@@ -92,6 +92,7 @@ class Store:
         for name in ("uploads", "jobs", "queue", "running", "locks", "tmp", "datasets", "trash"):
             (root / name).mkdir(parents=True, exist_ok=True)
         self.datasets = root / "datasets"
+        self._datasets = str(self.datasets)
         self.tmp = root / "tmp"
 
     @staticmethod
@@ -118,26 +119,33 @@ class Store:
 
     def current_version(self, dataset_id: str) -> int:
         """The number of a dataset's current version; 0 if it has none (not ready)."""
-        folder = self.dataset_dir(dataset_id)
+        return self._current(dataset_id)[0]
+
+    def _current(self, dataset_id: str) -> tuple[int, str]:
+        """(number, directory) of the current version; (0, "") if there is none. Every read
+        starts here: strings, not Paths (a Path join costs as much as the system call)."""
+        base = f"{self._datasets}/{check_dataset_id(dataset_id)}"
         try:
-            return _version_number(os.readlink(folder / CURRENT))
+            name = os.readlink(f"{base}/{CURRENT}")
         except FileNotFoundError:  # no dataset, or one synced before versions: version 1
-            return 1 if (folder / META_FILE).is_file() else 0
+            return (1, base) if os.path.isfile(f"{base}/{META_FILE}") else (0, "")
+        return _version_number(name), f"{base}/{name}"
 
     def resolve(self, dataset_id: str, version: int | None = None) -> tuple[int, Path]:
         """(number, directory) of a version: the current one, or ``version`` if kept.
 
         NotFound for a dataset that is not ready; VersionNotFound for a version it does not
         keep (the directory may still vanish after this, when it is pruned: open and retry)."""
-        current = self.current_version(dataset_id)
+        current, where = self._current(dataset_id)
         if current == 0:
             raise NotFound(f"dataset {dataset_id!r} does not exist")
-        number = current if version is None else version
-        folder = self._version_folder(dataset_id, number)
-        if number > current or not (folder / META_FILE).is_file():
+        if version is None:  # the current version is never pruned: no need to look
+            return current, Path(where)
+        folder = self._version_folder(dataset_id, version)
+        if version > current or not (folder / META_FILE).is_file():
             kept = ", ".join(map(str, reversed(self.versions(dataset_id)))) or "none"
-            raise VersionNotFound(f"dataset {dataset_id!r} has no version {number} (kept: {kept})")
-        return number, folder
+            raise VersionNotFound(f"dataset {dataset_id!r} has no version {version} (kept: {kept})")
+        return version, folder
 
     def _version_folder(self, dataset_id: str, number: int) -> Path:
         folder = self.dataset_dir(dataset_id)
