@@ -114,6 +114,7 @@ class Worker:
         for job_id in self.jobs.recover(self.settings.sync_attempts):
             log.warning("worker: recovered job %s from a worker that stopped", job_id)
         self.store.empty_trash()
+        self.store.drop_stale_incoming()
 
     def give_columns(self) -> None:
         """Build, once each, the columns of ready datasets synced before columns existed (in a

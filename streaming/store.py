@@ -2,7 +2,8 @@
 
 Layout under DATA_DIR::
 
-    uploads/JOB.csv          the spooled upload, until its sync ends
+    uploads/JOB.csv          the spooled upload, until its sync ends (JOB.xxxx.incoming: new
+                             data being received, moved there once checked)
     jobs/JOB.json            the job record (see streaming.jobs)
     queue/, running/, locks/ job claiming (see streaming.jobs)
     tmp/                     syncs in progress; renamed into datasets/ when complete
@@ -47,6 +48,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +62,10 @@ DATASET_ID = re.compile(r"ds_[0-9a-f]{12}")
 JOB_ID = re.compile(r"job_[0-9a-f]{12}")
 META_FILE = "meta.json"
 CURRENT = "current"
+INCOMING = (
+    ".incoming"  # uploads/JOB.xxxx.incoming: new data being received (streaming.web.versions)
+)
+INCOMING_MAX_AGE = 3600.0
 VERSION_DIR = re.compile(r"v[1-9][0-9]{0,8}")
 
 
@@ -280,6 +286,18 @@ class Store:
             return False
         shutil.rmtree(target, ignore_errors=True)
         return True
+
+    def drop_stale_incoming(self, max_age: float = INCOMING_MAX_AGE) -> None:
+        """Remove new data spooled by a request that died with its process (a request that
+        fails removes its own; a live one writes its file as the body comes)."""
+        uploads = self.root / "uploads"
+        for entry in os.scandir(uploads):
+            if entry.name.endswith(INCOMING):
+                try:
+                    if time.time() - entry.stat().st_mtime > max_age:
+                        os.unlink(entry.path)
+                except FileNotFoundError:
+                    pass
 
     def empty_trash(self) -> None:
         """Remove what interrupted deletions left behind."""

@@ -15,7 +15,7 @@ from charts.insights import cache_key
 from server import Rillet
 from streaming.read import Dataset
 from streaming.store import CURRENT
-from sync_worker import sync_all
+from sync_worker import Worker, sync_all
 from tests.conftest import app_client, assert_error, make_settings, upload
 
 FIRST = "city,n\nOslo,1\nLima,2\nOslo,3\n"
@@ -313,3 +313,15 @@ def test_deleting_a_dataset_deletes_every_version(client, rillet) -> None:  # ty
     assert not rillet.store.dataset_dir(dataset).exists()
     assert_error(client.get(f"/datasets/{dataset}/rows?version=1"), 404)
     assert_error(client.get(f"/datasets/{dataset}/versions"), 404)
+
+
+def test_new_data_left_by_a_request_that_died_is_swept(client, rillet) -> None:  # type: ignore[no-untyped-def]
+    dataset = upload(client, rillet, FIRST)
+    uploads = rillet.settings.data_dir / "uploads"
+    stale = uploads / f"{rillet.store.job_of(dataset)}.0badc0de.incoming"
+    fresh = uploads / f"{rillet.store.job_of(dataset)}.0000beef.incoming"
+    for path in (stale, fresh):
+        path.write_bytes(b"city,n\n")
+    os.utime(stale, (0, 0))
+    Worker(rillet.settings, in_process=True).recover()
+    assert not stale.exists() and fresh.exists()  # a live request may be writing this one

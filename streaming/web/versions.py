@@ -21,7 +21,7 @@ from streaming.append import check_header, header_of
 from streaming.errors import BadRequest, NotFound, NotReady
 from streaming.jobs import Claim, Jobs
 from streaming.options import OPTIONS
-from streaming.store import Store, check_dataset_id
+from streaming.store import INCOMING, Store, check_dataset_id
 from streaming.web.exchange import Answer, Call, json_answer
 from streaming.web.openapi import Doc, errors, json_content, ref
 from streaming.web.state import Rillet
@@ -82,7 +82,7 @@ def new_data(rillet: Rillet, call: Call, dataset_id: str) -> Answer:
     store, jobs = rillet.store, rillet.jobs
     job_id = Store.job_of(dataset_id)
     _check_idle(store, jobs, dataset_id, mode)  # before reading the body: a 409 at once
-    incoming = store.upload_path(job_id).with_name(f"{job_id}.{os.urandom(4).hex()}.incoming")
+    incoming = store.upload_path(job_id).with_name(f"{job_id}.{os.urandom(4).hex()}{INCOMING}")
     try:
         received = receive(rillet, call, incoming)
         claim = jobs.lock_settled(job_id)  # held while deciding: no worker claims it meanwhile
