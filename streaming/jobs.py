@@ -292,10 +292,12 @@ class Jobs:
             self.settle(claim)
         elif self.published(record):
             self.finish(claim, status="done", error=None)
-        elif stopping:
-            self.requeue(claim)  # stopped on purpose: not an attempt that failed
         else:
-            self.requeue_or_fail(claim, attempts, why)
+            self._sweep_tmp(claim.job_id)  # what the dead sync left half-written
+            if stopping:
+                self.requeue(claim)  # stopped on purpose: not an attempt that failed
+            else:
+                self.requeue_or_fail(claim, attempts, why)
 
     def published(self, record: dict[str, Any]) -> bool:
         """Whether a job's sync has published the version it was queued to make (a sync that

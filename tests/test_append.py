@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +76,33 @@ def assert_same_stats(got: dict[str, Any], want: dict[str, Any]) -> None:
         if a is not None:
             assert math.isclose(a, b, rel_tol=1e-12), (name, a, b)
         assert mine == theirs, name
+
+
+EXACT_FIELDS = ("type", "count", "nulls", "min", "max", "sum", "mean", "min_length", "max_length")
+
+
+def assert_within_bounds(got: dict[str, Any], want: dict[str, Any], rows: list[Any]) -> None:
+    """Exact fields equal to a fresh sync's; the sketches within their bounds of the truth,
+    counted here from the rows."""
+    for name, column in want["columns"].items():
+        mine = got["columns"][name]
+        assert {k: mine.get(k) for k in EXACT_FIELDS} == {k: column.get(k) for k in EXACT_FIELDS}
+        values = [r[name] for r in rows if r[name] is not None]
+        truth = Counter(values)
+        bounds = mine.get("error_bounds", {})
+        if mine["distinct_exact"]:
+            assert mine["distinct"] == len(truth), name
+        else:
+            assert abs(mine["distinct"] - len(truth)) <= 5 * bounds["distinct"] * len(truth), name
+        for top in mine["top"]:
+            assert truth[top["value"]] - bounds.get("top", 0) <= top["count"] <= truth[top["value"]]
+        if mine.get("quantiles"):
+            ordered = sorted(values)
+            for key, value in mine["quantiles"].items():
+                rank = bisect_right(ordered, value) / len(ordered)
+                wanted = int(key[1:]) / 100
+                slack = bounds.get("quantiles", 0) + 1 / len(ordered)
+                assert bisect_left(ordered, value) / len(ordered) - slack <= wanted <= rank + slack
 
 
 QUESTIONS = (  # answered from the columns
@@ -349,3 +379,27 @@ def test_values_written_another_way_are_a_type_mismatch(client, rillet) -> None:
         {"day": "2024-01-31", "price": 5},
         {"day": "2024-02-01", "price": 8},
     ]
+
+
+@pytest.mark.integration
+def test_an_append_killed_mid_sync_leaves_the_current_version_serving(client, rillet) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_worker import children, start_worker
+
+    dataset = upload(client, rillet, HEADER + typed_rows(0, 100))
+    response = send(client, dataset, HEADER + typed_rows(100, 60_000), mode="append")
+    job_id = response.json()["job"]["id"]
+    worker = start_worker(rillet.settings.data_dir)
+    try:
+        wait_for(lambda: rillet.jobs.get(job_id)["progress"]["rows"] > 0, interval=0.01)
+        (child,) = children(worker.pid)
+        os.kill(child, signal.SIGKILL)  # the sync process, mid-append
+        wait_for(lambda: rillet.jobs.get(job_id)["status"] in ("done", "failed"), timeout=60)
+    finally:
+        stop(worker)
+    job = rillet.jobs.get(job_id)
+    assert job["status"] == "done" and job["attempts"] == 2, job
+    assert len(export(client, dataset, version="1")) == 100
+    whole = upload(client, rillet, HEADER + typed_rows(0, 60_100))
+    assert export(client, dataset) == export(client, whole)
+    assert_within_bounds(stats(client, dataset), stats(client, whole), export(client, whole))
+    assert os.listdir(rillet.store.tmp) == []
