@@ -325,3 +325,29 @@ def test_new_data_left_by_a_request_that_died_is_swept(client, rillet) -> None: 
     os.utime(stale, (0, 0))
     Worker(rillet.settings, in_process=True).recover()
     assert not stale.exists() and fresh.exists()  # a live request may be writing this one
+
+
+def test_a_dataset_with_a_source_takes_new_data_and_fetches_again(tmp_path: Path) -> None:
+    from tests.fake_origin import FakeOrigin
+
+    app = Rillet(make_settings(tmp_path / "data", source_allow_private=True))
+    with FakeOrigin(token=None) as origin, app_client(app) as client:
+        body = orjson.dumps({"source": {"url": origin.url("/data.csv")}})
+        created = client.post(
+            "/datasets", content=body, headers={"Content-Type": "application/json"}
+        )
+        dataset = created.json()["dataset"]["id"]
+        sync_all(app.settings)
+        fetched = rows(client, dataset)
+        assert client.get(f"/datasets/{dataset}").json()["version"] == 1 and fetched
+        assert new_version(client, app, dataset, SECOND) == 2  # new data from the body
+        meta = client.get(f"/datasets/{dataset}").json()
+        assert [r["city"] for r in rows(client, dataset)] == ["Rome", "Kyiv"]
+        assert meta["source"]["url"] == origin.url("/data.csv")  # the source stays its own
+        again = client.post(f"/datasets/{dataset}/sync")  # no body: the source, fetched again
+        assert again.status_code == 202, again.text
+        sync_all(app.settings)
+        assert client.get(f"/datasets/{dataset}").json()["version"] == 3
+        assert rows(client, dataset) == fetched
+        assert [r["city"] for r in rows(client, dataset, version="2")] == ["Rome", "Kyiv"]
+    app.close()
