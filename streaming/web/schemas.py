@@ -112,7 +112,10 @@ SCHEMAS: dict[str, Any] = {
                         "version": {"type": "integer"},
                         "rows": {"type": "integer"},
                         "bytes": {"type": "integer"},
-                        "sha256": {"type": ["string", "null"]},
+                        "sha256": {
+                            "type": ["string", "null"],
+                            "description": "Of the file that made it (an append: the appended)",
+                        },
                         "created_at": _TIME,
                         "mode": {"enum": ["replace", "append"]},
                     },
