@@ -27,12 +27,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from streaming import metadata
+from streaming.append import append_version
 from streaming.column_backfill import build_columns
-from streaming.convert import ROWS_FILE, convert_csv
+from streaming.convert import ROWS_FILE, Progress, convert_csv
 from streaming.errors import RilletError
 from streaming.jobs import Claim, Jobs, job_error, progress
 from streaming.notify import Outbox
@@ -171,6 +173,7 @@ class Worker:
             log.warning("worker: recovered job %s from a worker that stopped", job_id)
             self._ended(job_id)  # failed for good (or done): its schedule and webhook
         self.store.empty_trash()
+        self.store.drop_stale_incoming()
 
     def give_columns(self) -> None:
         """Build, once each, the columns of ready datasets synced before columns existed (in a
@@ -293,12 +296,14 @@ def sync_all(settings: Settings) -> int:
 
 
 def sync_job(settings: Settings, job_id: str) -> None:
-    """Convert a claimed job's upload and publish the dataset; record done or failed."""
+    """Convert a claimed job's upload and publish it as the dataset's next version (its first,
+    for a new dataset; rows added to the current one's, in ``append`` mode); record done or
+    failed. Versions beyond VERSIONS_KEPT are then pruned."""
     store = Store(settings.data_dir)
     jobs = Jobs(store)
     job = jobs.get(job_id)
     dataset_id = job["dataset_id"]
-    if store.is_ready(dataset_id):  # published by an earlier attempt that died recording it
+    if jobs.published(job):  # published by an earlier attempt that died recording it
         jobs.update(job_id, status="done", error=None, finished_at=utc_now())
         return
     tmp = store.new_tmp_dir(dataset_id)
@@ -309,30 +314,11 @@ def sync_job(settings: Settings, job_id: str) -> None:
         if report.due():
             jobs.update(job_id, progress=progress(bytes_read, total, rows))
 
-    options = job["options"]
     try:
-        conversion = convert_csv(
-            store.upload_path(job_id),
-            tmp,
-            delimiter=options.get("delimiter"),
-            encoding=options.get("encoding"),
-            progress=report_progress,
-            field_limit=settings.csv_field_limit_kb * 1024,
-            parallel=settings.sync_stats_process,
-            reading=reading(options, settings.date_order),
-            max_bytes=settings.max_upload_mb * 2**20,
-        )
-        meta = metadata.ready(
-            job,
-            rows=conversion.rows,
-            columns=conversion.columns,
-            delimiter=conversion.delimiter,
-            encoding=conversion.encoding,
-            size=sum(f.stat().st_size for f in tmp.iterdir()),
-            ready_at=utc_now(),
-            columns_format=conversion.columns_format,
-            source_format=conversion.format,
-        )
+        if job.get("mode") == "append":
+            meta = append_version(settings, store, job, tmp, report_progress)
+        else:
+            meta = _convert(settings, store, job, tmp, report_progress)
         store.publish(tmp, dataset_id, meta)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -344,7 +330,43 @@ def sync_job(settings: Settings, job_id: str) -> None:
         job_id,
         status="done",
         finished_at=utc_now(),
-        progress=progress(total, total, conversion.rows),
+        progress=progress(total, total, meta["rows"]),
+    )
+    for number in store.prune(dataset_id, settings.versions_kept):
+        log.info(
+            "dataset %s: version %s removed (VERSIONS_KEPT=%s)",
+            dataset_id,
+            number,
+            settings.versions_kept,
+        )
+
+
+def _convert(
+    settings: Settings, store: Store, job: dict[str, Any], tmp: Path, report: Progress
+) -> dict[str, Any]:
+    """The upload converted whole into ``tmp``; the version's METADATA."""
+    options = job.get("sync_options") or job["options"]
+    conversion = convert_csv(
+        store.upload_path(job["id"]),
+        tmp,
+        delimiter=options.get("delimiter"),
+        encoding=options.get("encoding"),
+        progress=report,
+        field_limit=settings.csv_field_limit_kb * 1024,
+        parallel=settings.sync_stats_process,
+        reading=reading(options, settings.date_order),
+        max_bytes=settings.max_upload_mb * 2**20,
+    )
+    return metadata.ready(
+        job,
+        rows=conversion.rows,
+        columns=conversion.columns,
+        delimiter=conversion.delimiter,
+        encoding=conversion.encoding,
+        size=sum(f.stat().st_size for f in tmp.iterdir()),
+        ready_at=utc_now(),
+        columns_format=conversion.columns_format,
+        source_format=conversion.format,
     )
 
 

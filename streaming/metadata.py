@@ -56,7 +56,7 @@ def pending(job: dict[str, Any]) -> dict[str, Any]:
         size=None,
         ready_at=None,
     )
-    return {**record, "job": job["id"], "error": job["error"]}
+    return {**record, "version": None, "job": job["id"], "error": job["error"]}
 
 
 def _record(
