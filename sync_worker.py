@@ -27,12 +27,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from streaming import metadata
+from streaming.append import append_version
 from streaming.column_backfill import build_columns
-from streaming.convert import ROWS_FILE, convert_csv
+from streaming.convert import ROWS_FILE, Progress, convert_csv
 from streaming.errors import RilletError
 from streaming.jobs import Claim, Jobs, job_error, progress
 from streaming.notify import Outbox
@@ -172,6 +174,7 @@ class Worker:
             log.warning("worker: recovered job %s from a worker that stopped", job_id)
             self._ended(job_id)  # failed for good (or done): its schedule and webhook
         self.store.empty_trash()
+        self.store.drop_stale_incoming()
 
     def give_columns(self) -> None:
         """Build, once each, the columns of ready datasets synced before columns existed (in a
@@ -294,12 +297,14 @@ def sync_all(settings: Settings) -> int:
 
 
 def sync_job(settings: Settings, job_id: str) -> None:
-    """Convert a claimed job's upload and publish the dataset; record done or failed."""
+    """Convert a claimed job's upload and publish it as the dataset's next version (its first,
+    for a new dataset; rows added to the current one's, in ``append`` mode); record done or
+    failed. Versions beyond VERSIONS_KEPT are then pruned."""
     store = Store(settings.data_dir)
     jobs = Jobs(store)
     job = jobs.get(job_id)
     dataset_id = job["dataset_id"]
-    if store.is_ready(dataset_id):  # published by an earlier attempt that died recording it
+    if jobs.published(job):  # published by an earlier attempt that died recording it
         jobs.update(job_id, status="done", error=None, finished_at=utc_now())
         return
     tmp = store.new_tmp_dir(dataset_id)
@@ -310,33 +315,12 @@ def sync_job(settings: Settings, job_id: str) -> None:
         if report.due():
             jobs.update(job_id, progress=progress(bytes_read, total, rows))
 
-    options = job["options"]
     try:
-        conversion = convert_csv(
-            store.upload_path(job_id),
-            tmp,
-            delimiter=options.get("delimiter"),
-            encoding=options.get("encoding"),
-            progress=report_progress,
-            field_limit=settings.csv_field_limit_kb * 1024,
-            parallel=settings.sync_stats_process,
-            reading=reading(options, settings.date_order),
-            max_bytes=settings.max_upload_mb * 2**20,
-        )
-        check_roles(options.get("roles"), conversion.columns)
-        roles = decided_roles(tmp, conversion.columns, options.get("roles"))
-        meta = metadata.ready(
-            job,
-            rows=conversion.rows,
-            columns=conversion.columns,
-            delimiter=conversion.delimiter,
-            encoding=conversion.encoding,
-            size=sum(f.stat().st_size for f in tmp.iterdir()),
-            ready_at=utc_now(),
-            columns_format=conversion.columns_format,
-            source_format=conversion.format,
-            roles=roles,
-        )
+        if job.get("mode") == "append":
+            meta = append_version(settings, store, job, tmp, report_progress)
+        else:
+            meta = _convert(settings, store, job, tmp, report_progress)
+        meta = _with_roles(job, tmp, meta)
         store.publish(tmp, dataset_id, meta)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -348,7 +332,52 @@ def sync_job(settings: Settings, job_id: str) -> None:
         job_id,
         status="done",
         finished_at=utc_now(),
-        progress=progress(total, total, conversion.rows),
+        progress=progress(total, total, meta["rows"]),
+    )
+    for number in store.prune(dataset_id, settings.versions_kept):
+        log.info(
+            "dataset %s: version %s removed (VERSIONS_KEPT=%s)",
+            dataset_id,
+            number,
+            settings.versions_kept,
+        )
+
+
+def _with_roles(job: dict[str, Any], tmp: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The version's METADATA with every column's role, decided from its statistics and
+    sample in ``tmp`` (``streaming.roles``), the job's ``roles`` winning where they fit; a
+    role that does not fit fails the job (``role_mismatch``, ``unknown_column``)."""
+    given = (job.get("sync_options") or job["options"]).get("roles")
+    check_roles(given, meta["columns"])
+    return metadata.with_roles(meta, decided_roles(tmp, meta["columns"], given))
+
+
+def _convert(
+    settings: Settings, store: Store, job: dict[str, Any], tmp: Path, report: Progress
+) -> dict[str, Any]:
+    """The upload converted whole into ``tmp``; the version's METADATA."""
+    options = job.get("sync_options") or job["options"]
+    conversion = convert_csv(
+        store.upload_path(job["id"]),
+        tmp,
+        delimiter=options.get("delimiter"),
+        encoding=options.get("encoding"),
+        progress=report,
+        field_limit=settings.csv_field_limit_kb * 1024,
+        parallel=settings.sync_stats_process,
+        reading=reading(options, settings.date_order),
+        max_bytes=settings.max_upload_mb * 2**20,
+    )
+    return metadata.ready(
+        job,
+        rows=conversion.rows,
+        columns=conversion.columns,
+        delimiter=conversion.delimiter,
+        encoding=conversion.encoding,
+        size=sum(f.stat().st_size for f in tmp.iterdir()),
+        ready_at=utc_now(),
+        columns_format=conversion.columns_format,
+        source_format=conversion.format,
     )
 
 

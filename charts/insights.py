@@ -149,12 +149,15 @@ def parse(content: str, names: list[str]) -> list[dict[str, Any]]:
 
 
 def cache_key(dataset: Dataset, model: str, column: str | None) -> str:
-    """What an LLM answer depends on: the data (the file and how it was read), the model, the
-    prompt and profile's version, and the column."""
+    """What an LLM answer depends on: the data (the file and how it was read; a version made
+    by appending is more than its last file: the dataset and version name it, as a version
+    never changes), the model, the prompt and profile's version, and the column."""
     meta, source = dataset.meta, dataset.meta["source"]
     schema = [(c["name"], c["type"]) for c in meta["columns"]]
     read_as = [source.get("sha256"), source.get("delimiter"), source.get("encoding")]
     parts = [read_as, schema, meta["rows"], model, PROMPT_VERSION, column]
+    if meta.get("mode") == "append":
+        parts.append([meta["id"], meta["version"]])
     return hashlib.sha256(orjson.dumps(parts)).hexdigest()
 
 

@@ -122,19 +122,14 @@ class ColumnReader:
     def _check(self) -> None:
         meta = self.dataset.meta
         kinds = [c["type"] for c in self.columns]
-        end = 0
-        for column in self.columns:
-            for entry in column["blocks"]:
-                end = max(end, entry[0] + entry[1])
-            if "dictionary" in column:
-                end = max(end, sum(column["dictionary"][:2]))
+        end = fmt.extent({"columns": self.columns})
         covered = sum(rows for _, rows in self.blocks)
         if (
             self.rows != meta["rows"]
             or covered != self.rows
             or kinds != self.kinds
             or any(c["coded"] and len(c["blocks"]) != len(self.blocks) for c in self.columns)
-            or os.fstat(self._fd).st_size != end
+            or os.fstat(self._fd).st_size < end  # an appended version may write after it
         ):
             raise ColumnsDamaged(f"the column files of dataset {self.dataset.id!r} are damaged")
 
@@ -220,21 +215,15 @@ def _null_or(value: Any, null: int) -> Any:
 def open_columns(dataset: Dataset) -> ColumnReader | None:
     """The dataset's columns, or None if it has none (synced before columns existed); raises
     ColumnsDamaged when they exist but cannot be trusted."""
-    if dataset.meta.get("columns_format") != fmt.FORMAT:
+    if dataset.meta.get("columns_format") != fmt.FORMAT or dataset.column_fds is None:
         return None
+    data_fd, meta_fd = dataset.column_fds
+    fd = os.dup(data_fd)  # the reader's own, closed with it; the dataset keeps its own
     try:
-        fd = os.open(dataset.folder / fmt.DATA_NAME, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        with open(dataset.folder / fmt.META_NAME, "rb") as f:
-            described = orjson.loads(f.read())
+        described = orjson.loads(os.pread(meta_fd, os.fstat(meta_fd).st_size, 0))
         if described.get("format") != fmt.FORMAT:
             raise ColumnsDamaged(f"dataset {dataset.id!r} has columns of an unknown format")
         return ColumnReader(dataset, described, fd)
-    except FileNotFoundError:
-        os.close(fd)
-        return None
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         os.close(fd)
         raise ColumnsDamaged(f"the column files of dataset {dataset.id!r} are damaged") from exc

@@ -147,6 +147,36 @@ class ColumnWriter:
         self._pending = 0  # rows in the block being filled
         self._position = 0
 
+    @classmethod
+    def resume(
+        cls,
+        out_dir: Path,
+        described: dict[str, Any],
+        kinds: Sequence[str],
+        keep: int,
+        dictionaries: Sequence[list[str]],
+    ) -> ColumnWriter:
+        """A writer that goes on after the first ``keep`` blocks of the columns ``described``
+        (a columns.json) in ``out_dir``'s columns.bin, which it truncates to where they end:
+        an append (``streaming.append``). ``kinds`` are the columns' types now (a column of
+        nulls alone may have taken one); ``dictionaries`` the string columns' words, in code
+        order, which the new blocks' codes go on from."""
+        writer = cls.__new__(cls)
+        writer.out_dir = out_dir
+        end = extent(described)
+        writer._data = open(out_dir / DATA_NAME, "r+b")
+        writer._data.truncate(end)  # what a crashed append left after the end, if anything
+        writer._data.seek(end)
+        writer._position = end
+        writer._blocks = [list(b) for b in described["blocks"][:keep]]
+        writer._rows = sum(rows for _, rows in writer._blocks)
+        writer._pending = 0
+        writer._columns = [
+            _Column.resumed(info, kind, keep, words)
+            for info, kind, words in zip(described["columns"], kinds, dictionaries)
+        ]
+        return writer
+
     def add(
         self,
         columns: Sequence[Sequence[Any]],
@@ -211,6 +241,18 @@ class ColumnWriter:
         self._data.close()
 
 
+def extent(described: dict[str, Any]) -> int:
+    """Where the bytes a columns.json describes end in columns.bin (an appended version's
+    columns.bin goes on after them)."""
+    end = 0
+    for column in described["columns"]:
+        for entry in column["blocks"]:
+            end = max(end, entry[0] + entry[1])
+        if "dictionary" in column:
+            end = max(end, sum(column["dictionary"][:2]))
+    return end
+
+
 class _Column:
     """One column's block being filled, as integers, floats or codes, and its null flags."""
 
@@ -229,6 +271,18 @@ class _Column:
         self._rows = 0  # rows in the block
         self._null_count = 0
         self._extremes: tuple[Any, Any] | None = None  # the block's least and greatest value
+
+    @classmethod
+    def resumed(cls, info: dict[str, Any], kind: str, keep: int, words: list[str]) -> _Column:
+        """A column going on after its first ``keep`` blocks (``ColumnWriter.resume``)."""
+        column = cls()
+        column.kind = kind
+        column.coded = bool(info["coded"])
+        column.zulu = bool(info.get("zulu"))
+        column.segments = [list(entry) for entry in info["blocks"][:keep]]
+        column.dictionary = {word: code for code, word in enumerate(words)}
+        column._text = sum(map(len, words))
+        return column
 
     def buffered(self) -> int:
         values = self._values

@@ -9,7 +9,7 @@ order, one per line, with their byte offsets in the row index (``streaming.index
 
     bytes ─ TextIOWrapper ─ csv.reader ─ batch ─ columns ─ typed columns ─┬─ rows.ndjson, rows.idx
                                                                         ├─ columns.json, .bin
-                                                                        ├─ stats.json
+                                                                        ├─ stats.json, .state
                                                                         └─ sample.ndjson
 
 The columns (``streaming.column_store``) are the same values in blocks of one column each, for
@@ -48,6 +48,7 @@ import csv
 import gc
 import io
 import logging
+import marshal
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -85,6 +86,7 @@ FIELD_LIMIT = 128 * 1024
 ROWS_FILE = "rows.ndjson"
 INDEX_FILE = "rows.idx"
 STATS_FILE = "stats.json"
+STATE_FILE = "stats.state"  # what stats.json was made from, for an append to merge with
 SAMPLE_FILE = "sample.ndjson"
 
 Progress = Callable[[int, int], None]  # (bytes read, rows written)
@@ -412,14 +414,17 @@ class _Run:
         writer.close()
         self.rows = writer.rows
         _write(self.out_dir / SAMPLE_FILE, b"".join(line + b"\n" for line in sample.items))
-        columns, results = [], {}
+        columns, results, states = [], {}, {}
         for j, name in enumerate(names):
             kind = kinds[j] or "null"
-            result = found.get(j) or ColumnStats(coerce.base(kind)).result()
+            empty = ColumnStats(coerce.base(kind))
+            result = found.get(j) or empty.result()
             results[name] = result
+            states[name] = tally.states.get(j) or empty.state()
             column = {"name": name, "type": result["type"], "nulls": result["nulls"]}
             columns.append(column | coerce.describe(kind))
         _write(self.out_dir / STATS_FILE, orjson.dumps(results))
+        _write(self.out_dir / STATE_FILE, marshal.dumps(states))
         return columns
 
     def _column(

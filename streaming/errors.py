@@ -10,6 +10,7 @@ them into the one JSON error shape in exactly one place::
      ├── Unauthorized           401 unauthorized
      ├── Forbidden              403 forbidden
      ├── NotFound               404 not_found
+     │    └── VersionNotFound   404 version_not_found (a version not kept, or never made)
      ├── MethodNotAllowed       405 method_not_allowed
      ├── NotReady               409 not_ready
      ├── RateLimited            429 rate_limited (with Retry-After)
@@ -74,6 +75,12 @@ class Forbidden(RilletError):
 class NotFound(RilletError):
     status = 404
     code = "not_found"
+
+
+class VersionNotFound(NotFound):
+    """A version the dataset does not keep (never made, or pruned)."""
+
+    code = "version_not_found"
 
 
 class MethodNotAllowed(RilletError):

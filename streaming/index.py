@@ -55,11 +55,13 @@ class RowWriter:
 
 
 class RowIndex:
-    """Reads row offsets from an open ``rows.idx`` file descriptor."""
+    """Reads row offsets from an open ``rows.idx`` file descriptor: of the first ``rows`` rows
+    (a version's own; the file may go on with an appended version's), or of all of them."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, rows: int | None = None) -> None:
         self._fd = fd
-        self.rows = os.fstat(fd).st_size // _OFFSET.size - 1
+        in_file = os.fstat(fd).st_size // _OFFSET.size - 1
+        self.rows = in_file if rows is None else min(rows, in_file)
 
     def offset(self, row: int) -> int:
         """Byte offset where ``row`` starts (``rows`` gives the end of the file)."""

@@ -41,6 +41,9 @@ PUBLIC_FIELDS = (
 )
 
 
+SETTLE_SECONDS = 2.0  # the longest ``lock_settled`` waits for a worker to give a job up
+
+
 @dataclass
 class Claim:
     """A job this process has claimed; the lock is held until ``release``."""
@@ -112,14 +115,18 @@ class Jobs:
             "attempts": 0,
             "source": source,
             "options": options,
+            "publishes": 1,  # the version its sync makes (``published``)
         }
         self._write(job)
         self._enqueue(job_id)
         return job
 
-    def retry(self, job_id: str) -> dict[str, Any]:
-        """Queue a finished job again, as new (a source fetched again); the caller holds its
-        lock, so no worker is running it."""
+    def retry(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        """Queue a finished job again, as new (a source fetched again, or new data in
+        ``fields``: its ``source``, ``mode`` and ``sync_options``, the reading options of that
+        data alone); the caller holds its lock, so no worker is running it. The sync makes the
+        dataset's next version."""
+        dataset_id = self.store.dataset_of(job_id)
         job = self.update(
             job_id,
             status="queued",
@@ -127,8 +134,10 @@ class Jobs:
             attempts=0,
             started_at=None,
             finished_at=None,
-            progress=progress(0, 0, 0),
+            progress=progress(0, fields.get("source", {}).get("bytes", 0), 0),
+            publishes=self.store.current_version(dataset_id) + 1,
             changed=None,  # a source's fetch says again whether it changed
+            **{"mode": "replace", "sync_options": None, **fields},
         )
         self._enqueue(job_id)
         return job
@@ -157,6 +166,20 @@ class Jobs:
             os.close(fd)
             return None
         return Claim(job_id, fd)
+
+    def lock_settled(self, job_id: str, wait: float = SETTLE_SECONDS) -> Claim | None:
+        """``lock``, waiting out a worker that has recorded the job's outcome and is giving
+        it up (a few milliseconds), so that a client that saw "done" and at once asks for more
+        is not told the job is busy; None if a worker holds it otherwise."""
+        deadline = time.monotonic() + wait
+        while (claim := self.lock(job_id)) is None:
+            job = self.find(job_id)
+            if job is None or job["status"] not in ("done", "failed"):
+                return None
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+        return claim
 
     def is_running(self, job_id: str) -> bool:
         return (self._running / check_job_id(job_id)).exists()
@@ -268,12 +291,20 @@ class Jobs:
         record = self.find(claim.job_id)
         if record is None or record["status"] in ("done", "failed"):
             self.settle(claim)
-        elif self.store.is_ready(self.store.dataset_of(claim.job_id)):
+        elif self.published(record):
             self.finish(claim, status="done", error=None)
-        elif stopping:
-            self.requeue(claim)  # stopped on purpose: not an attempt that failed
         else:
-            self.requeue_or_fail(claim, attempts, why)
+            self._sweep_tmp(claim.job_id)  # what the dead sync left half-written
+            if stopping:
+                self.requeue(claim)  # stopped on purpose: not an attempt that failed
+            else:
+                self.requeue_or_fail(claim, attempts, why)
+
+    def published(self, record: dict[str, Any]) -> bool:
+        """Whether a job's sync has published the version it was queued to make (a sync that
+        died between publishing and recording has finished its job)."""
+        current = self.store.current_version(record["dataset_id"])
+        return current >= record.get("publishes", 1)
 
     def _sweep_tmp(self, job_id: str) -> None:
         prefix = self.store.dataset_of(job_id) + "."

@@ -26,11 +26,9 @@ def ready(
     ready_at: str,
     columns_format: int | None,
     source_format: str,
-    roles: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The record of a dataset whose sync has just finished; ``columns_format`` says which
-    layout its column files have (``streaming.column_store``), None for rows alone; ``roles``
-    what charts and insights take each column for (``charts.columns``)."""
+    layout its column files have (``streaming.column_store``), None for rows alone."""
     record = _record(
         job,
         status="ready",
@@ -40,7 +38,13 @@ def ready(
         size=size,
         ready_at=ready_at,
     )
-    return {**record, "columns_format": columns_format, "roles": roles or {}}
+    return {**record, "columns_format": columns_format}
+
+
+def with_roles(record: dict[str, Any], roles: dict[str, str]) -> dict[str, Any]:
+    """A ready record with what charts and insights take each column for (``roles``:
+    ``{NAME: ROLE}``, decided at sync by ``streaming.roles``)."""
+    return {**record, "roles": roles}
 
 
 def pending(job: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +62,7 @@ def pending(job: dict[str, Any]) -> dict[str, Any]:
         size=None,
         ready_at=None,
     )
-    return {**record, "job": job["id"], "error": job["error"]}
+    return {**record, "version": None, "job": job["id"], "error": job["error"]}
 
 
 def _record(

@@ -143,7 +143,7 @@ def _scanned(
     link: dict[str, str],
     finder: Finder,
 ) -> Result:
-    start = scan.read_cursor(cursor, dataset.id, selection) if cursor else 0
+    start = scan.read_cursor(cursor, dataset.key, selection) if cursor else 0
     skip = 0 if cursor else page.offset
     rows, resume = finder.page(dataset, selection, start, skip, page.limit)
     total: int | None = dataset.rows
@@ -151,7 +151,7 @@ def _scanned(
         total = finder.count(dataset, selection) if page.count else None
     following = None
     if resume is not None:
-        following = {**link, "cursor": scan.make_cursor(dataset.id, selection, resume)}
+        following = {**link, "cursor": scan.make_cursor(dataset.key, selection, resume)}
     return Result(page, rows, total, following)
 
 

@@ -32,6 +32,7 @@ RESERVED = frozenset(
         "color",
         "aggregate",
         "bins",
+        "version",
     ]
 )
 
@@ -160,3 +161,10 @@ def no_filters(query: Mapping[str, str]) -> None:
                 code="bad_parameter",
                 parameter=name,
             )
+
+
+def version(query: Mapping[str, str]) -> int | None:
+    """``version=N``: a version of the dataset to read (None: the current one)."""
+    if query.get("version") in (None, ""):
+        return None
+    return integer(query, "version", 1, 1, 2**31)

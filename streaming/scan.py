@@ -177,13 +177,15 @@ def statistics_json(
 # --- cursors --------------------------------------------------------------------------------
 
 
-def make_cursor(dataset_id: str, query: Selection, row: int) -> str:
-    token = orjson.dumps({"d": dataset_id, "q": query.fingerprint(), "r": row})
+def make_cursor(dataset_key: str, query: Selection, row: int) -> str:
+    """A cursor resuming at ``row`` of a version (``Dataset.key``) under these filters."""
+    token = orjson.dumps({"d": dataset_key, "q": query.fingerprint(), "r": row})
     return base64.urlsafe_b64encode(token).decode().rstrip("=")
 
 
-def read_cursor(text: str, dataset_id: str, query: Selection) -> int:
-    """The row a cursor resumes from; BadRequest unless it was made for this dataset and query."""
+def read_cursor(text: str, dataset_key: str, query: Selection) -> int:
+    """The row a cursor resumes from; BadRequest unless it was made for this version of this
+    dataset (``Dataset.key``) and this query."""
     try:
         token = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         row, owner, fingerprint = token["r"], token["d"], token["q"]
@@ -191,8 +193,10 @@ def read_cursor(text: str, dataset_id: str, query: Selection) -> int:
         raise BadRequest(
             "cursor is malformed; use the next URL as given", code="bad_cursor"
         ) from None
-    if owner != dataset_id or fingerprint != query.fingerprint():
-        raise BadRequest("cursor belongs to another dataset or other filters", code="bad_cursor")
+    if owner != dataset_key or fingerprint != query.fingerprint():
+        raise BadRequest(
+            "cursor belongs to another dataset, version or other filters", code="bad_cursor"
+        )
     if not isinstance(row, int) or not 0 <= row <= 2**62:
         raise BadRequest("cursor is malformed; use the next URL as given", code="bad_cursor")
     return row

@@ -181,6 +181,12 @@ class Settings:
         "seconds between tries).",
         _positive_int,
     )
+    versions_kept: int = _setting(
+        "3",
+        "Versions of a dataset kept (the current one included) for reads that name one with "
+        "version=N; older ones are removed, and a reader streaming one finishes it.",
+        _positive_int,
+    )
     csv_safe: bool = _setting(
         "on",
         "CSV safe for spreadsheets: a text cell starting = + - @ tab or CR gets a leading '.",

@@ -18,6 +18,7 @@ they are estimates.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 from operator import mul
 from typing import Any
@@ -74,6 +75,58 @@ class ColumnStats:
         if self.numeric is not None and self.quantiles is not None:
             self.numeric.update(values)
             self.quantiles.update(values)
+
+    def state(self) -> dict[str, Any]:
+        """Everything ``result`` is made from, as plain values (``marshal`` keeps them)."""
+        return {
+            "kind": self.kind,
+            "count": self.count,
+            "nulls": self.nulls,
+            "values": self.values.state(),
+            "low": self.low,
+            "high": self.high,
+            "numeric": None if self.numeric is None else self.numeric.state(),
+            "quantiles": None if self.quantiles is None else self.quantiles.state(),
+            "lengths": [self.min_length, self.max_length],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ColumnStats:
+        stats = cls(state["kind"], state["nulls"])
+        stats.count = state["count"]
+        stats.values = ValueCounts.from_state(state["values"])
+        stats.low, stats.high = state["low"], state["high"]
+        if state["numeric"] is not None:
+            stats.numeric = NumericMoments.from_state(state["numeric"])
+        if state["quantiles"] is not None:
+            stats.quantiles = QuantileSketch.from_state(state["quantiles"])
+        stats.min_length, stats.max_length = state["lengths"]
+        return stats
+
+    def merge(self, other: ColumnStats) -> ColumnStats:
+        """The statistics of both columns' values, one after the other: exact fields exactly
+        (moments by Chan et al.'s pairwise update), sketches merged within their bounds. A
+        column with no values takes the other's type; else the types must be the same."""
+        if self.count == 0 and other.kind != self.kind:
+            merged = ColumnStats.from_state(other.state())
+            merged.nulls += self.nulls
+            return merged
+        if other.count == 0:
+            self.nulls += other.nulls
+            return self
+        if other.kind != self.kind:
+            raise ValueError(f"{self.kind} statistics cannot take {other.kind} values")
+        self.count += other.count
+        self.nulls += other.nulls
+        self.values.merge(other.values)
+        self._extremes(other.low, other.high)
+        if self.numeric is not None and other.numeric is not None:
+            self.numeric.merge(other.numeric)
+        if self.quantiles is not None and other.quantiles is not None:
+            self.quantiles.merge(other.quantiles)
+        if other.min_length is not None and other.max_length is not None:
+            self._lengths(other.min_length, other.max_length)
+        return self
 
     def _top(self) -> list[dict[str, Any]]:
         pairs = self.values.top(TOP_VALUES + 1 if self.kind == "string" else TOP_VALUES)
@@ -139,8 +192,11 @@ _LONG = "\x00long:"
 
 
 def _long(text: str) -> str:
-    """A short stand-in for a long text: counted as itself, never listed as a top value."""
-    return f"{_LONG}{hash(text) & 0xFFFFFFFFFFFFFFFF:x}"
+    """A short stand-in for a long text: counted as itself, never listed as a top value; the
+    same in every process (CRC-32 and length: statistics saved by one sync merge with
+    another's)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return f"{_LONG}{zlib.crc32(data):08x}{len(data):x}"
 
 
 def moment(text: str) -> str:
@@ -164,6 +220,37 @@ class NumericMoments:
         self.mean = 0.0
         self.m2 = 0.0  # sum of squared deviations from the mean (number columns)
         self.overflow = False  # a sum or a square went beyond the float range
+
+    def state(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _MOMENTS}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> NumericMoments:
+        moments = cls(state["integral"])
+        for name in _MOMENTS:
+            setattr(moments, name, state[name])
+        moments.partials = list(moments.partials)
+        return moments
+
+    def merge(self, other: NumericMoments) -> None:
+        """Both sets of numbers: integer sums added exactly; for floats the exact partials of
+        the sum merged, and mean and squared deviations by Chan et al.'s pairwise update."""
+        before, n = self.n, self.n + other.n
+        self.n = n
+        if self.integral:
+            self.total += other.total
+            self.squares += other.squares
+            return
+        if self.overflow or other.overflow or not n:
+            self.overflow = self.overflow or other.overflow
+            return
+        for partial in other.partials:
+            _add_partial(self.partials, partial)
+        delta = other.mean - self.mean
+        self.mean += delta * other.n / n
+        self.m2 += other.m2 + delta * delta * before * other.n / n
+        if not (math.isfinite(self.m2) and math.isfinite(self.mean)):
+            self.overflow = True
 
     def update(self, values: Sequence[Any]) -> None:
         n = len(values)
@@ -208,6 +295,9 @@ class NumericMoments:
         except OverflowError:
             return {"sum": None, "mean": None, "stddev": None}
         return {"sum": total_sum, "mean": total_sum / n, "stddev": stddev}
+
+
+_MOMENTS = ("integral", "n", "total", "squares", "partials", "mean", "m2", "overflow")
 
 
 def _add_sum(partials: list[float], values: Sequence[float], rounded: float) -> None:

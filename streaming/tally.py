@@ -70,6 +70,7 @@ class Tally:
     def __init__(self, columns: Columns = None) -> None:
         self.stats: dict[int, ColumnStats] = {}
         self.writer = ColumnWriter(*columns) if columns is not None else None
+        self.states: dict[int, dict[str, Any]] = {}  # filled by ``results``
         self._batch: list[list[Any]] = []  # the batch's columns, for the writer
         self._kinds: list[str] = []
         self._nulls: list[int] = []
@@ -109,9 +110,11 @@ class Tally:
 
     def results(self) -> dict[int, dict[str, Any]]:
         """Every column's STATS (``ColumnStats.result``) by position, once the column files are
-        written and durable; the tally is done."""
+        written and durable; the tally is done, and ``states`` holds what each was made from
+        (``ColumnStats.state``: saved, so that an append can merge with it)."""
         if self.writer is not None:
             self.writer.close()
+        self.states = {column: found.state() for column, found in self.stats.items()}
         return {column: found.result() for column, found in self.stats.items()}
 
     def abort(self) -> None:
@@ -192,7 +195,8 @@ class ForkedTally(Tally):
             self.abort()  # whatever went wrong above: nothing left open or unreaped
         if status != 0 or not body:
             raise TallyFailed(f"the statistics process failed (wait status {status})")
-        found: dict[int, dict[str, Any]] = marshal.loads(body)
+        found: dict[int, dict[str, Any]]
+        found, self.states = marshal.loads(body)
         return found
 
     def abort(self) -> None:
@@ -255,7 +259,8 @@ def _serve(values_read: int, results_write: int, mask: set[Any], columns: Column
                     tally.update(column, kind, values, nulls)
                 tally.end_batch()
         with os.fdopen(results_write, "wb") as out:
-            out.write(marshal.dumps(tally.results()))
+            found = tally.results()
+            out.write(marshal.dumps((found, tally.states)))
     except BrokenPipeError:
         os._exit(1)  # the parent stopped listening
     except BaseException:

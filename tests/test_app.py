@@ -185,7 +185,7 @@ def test_fetch_data_serves_the_latest_dataset(client: httpx.Client, rillet: Rill
     latest = upload(client, rillet, numbered(5))
     page = client.get("/fetch-data", params={"limit": 2, "offset": 1}).json()
     assert page["dataset"] == latest and [r["n"] for r in page["rows"]] == [1, 2]
-    assert page["next"] == f"/fetch-data?dataset={latest}&limit=2&offset=3"
+    assert page["next"] == f"/fetch-data?dataset={latest}&version=1&limit=2&offset=3"
     assert client.get(page["next"]).json()["rows"][0]["n"] == 3
 
 

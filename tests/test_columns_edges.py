@@ -143,6 +143,10 @@ def test_a_dataset_without_columns_answers_none(tmp_path: Path) -> None:
         assert open_columns(dataset) is None
         dataset.meta["columns_format"] = column_store.FORMAT
         os.remove(dataset.folder / column_store.DATA_NAME)
+        reader = open_columns(dataset)  # opened with the dataset: its reader keeps them
+        assert reader is not None
+        reader.close()
+    with Dataset(Store(tmp_path), "ds_0000000000c1") as dataset:  # opened after: none
         assert open_columns(dataset) is None
 
 
@@ -177,7 +181,7 @@ def test_the_worker_records_the_columns_format(client, rillet) -> None:  # type:
     dataset_id = upload(client, rillet, "a,b\n1,x\n2,y\n")
     meta = client.get(f"/datasets/{dataset_id}").json()
     assert meta["columns_format"] == column_store.FORMAT
-    folder = rillet.settings.data_dir / "datasets" / dataset_id
+    _, folder = rillet.store.resolve(dataset_id)
     described = orjson.loads((folder / column_store.META_NAME).read_bytes())
     assert described["rows"] == 2 and [c["type"] for c in described["columns"]] == [
         "integer",

@@ -212,7 +212,7 @@ def test_the_llm_gets_the_profile_never_the_rows(online: Api, groq: FakeGroq) ->
     assert len(sent.raw) < BUDGET + 3000  # the profile is nearly all of the request
     sample = [
         orjson.loads(line)
-        for line in (online.rillet.store.dataset_dir(online.dataset) / "sample.ndjson")
+        for line in (online.rillet.store.resolve(online.dataset)[1] / "sample.ndjson")
         .read_bytes()
         .splitlines()
     ]

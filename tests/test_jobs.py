@@ -120,7 +120,7 @@ def test_a_dataset_synced_before_columns_is_given_them_once(tmp_path: Path) -> N
     worker = Worker(make_settings(tmp_path / "data"), in_process=True)
     job = queue(worker.jobs, b"a,b\n1,x\n2,y\n3,x\n")
     worker.step()
-    folder = worker.store.dataset_dir(worker.store.dataset_of(job))
+    _, folder = worker.store.resolve(worker.store.dataset_of(job))
     meta = orjson.loads((folder / "meta.json").read_bytes())
     del meta["columns_format"]  # as a dataset synced before columns existed
     (folder / "meta.json").write_bytes(orjson.dumps(meta))

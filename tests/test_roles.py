@@ -19,6 +19,7 @@ from streaming.read import open_dataset
 from streaming.settings import Settings
 from tests.conftest import assert_error, upload
 from tests.corpus import sync_bytes
+from tests.test_versions import new_version
 
 
 def table(rows: int = 400, seed: int = 4) -> str:
@@ -108,3 +109,22 @@ def test_roles_that_do_not_fit_the_columns_fail_the_job(
     job, meta = sync_bytes(settings, table(50).encode(), **upload_options({"roles": roles}))
     assert job["status"] == "failed" and meta is None
     assert job["error"]["code"] == code and words in job["error"]["message"], job["error"]
+
+
+def test_roles_are_decided_again_for_each_version(client: httpx.Client, rillet: Rillet) -> None:
+    """A version made by new data, replaced or appended, has its columns' roles too."""
+    dataset = upload(client, rillet, table(100))
+    assert new_version(client, rillet, dataset, table(200, seed=9), mode="append") == 2
+    meta = client.get(f"/datasets/{dataset}").json()
+    assert meta["rows"] == 300
+    assert meta["roles"] == {
+        "tag": "measure",
+        "dep": "clock",
+        "region": "category",
+        "amount": "measure",
+    }
+    assert new_version(client, rillet, dataset, "n,city\n1,Oslo\n2,Rome\n3,Oslo\n") == 3
+    assert client.get(f"/datasets/{dataset}").json()["roles"] == {
+        "n": "category",
+        "city": "category",
+    }

@@ -179,8 +179,8 @@ def test_a_body_with_the_same_sha256_is_unchanged(
 def test_a_changed_body_is_synced(
     app: Rillet, client: httpx.Client, origin: FakeOrigin, clock: Clock
 ) -> None:
-    """A new body at the origin goes to the sync with ``changed: true``. (Publishing it as the
-    dataset's next version is the versions work; here the sync job is what is checked.)"""
+    """A new body at the origin goes to the sync with ``changed: true`` and is served as the
+    dataset's next version; the one before stays readable with ``version=1``."""
     worker = _worker(app, clock)
     dataset = _synced(client, worker, origin.url("/data.csv"), every=60)
     new = CSV + b"Paris,13\n"
@@ -193,6 +193,13 @@ def test_a_changed_body_is_synced(
     record = orjson.loads((app.settings.data_dir / "jobs" / f"{job['id']}.json").read_bytes())
     assert record["source"]["sha256"] == hashlib.sha256(new).hexdigest()
     assert record["source"]["bytes"] == len(new)
+    assert client.get(f"/datasets/{dataset}").json()["version"] == 2
+    rows = client.get(f"/datasets/{dataset}/rows").json()["rows"]
+    assert rows[-1]["city"] == "Paris" and len(rows) == CSV.count(b"\n")
+    before = client.get(f"/datasets/{dataset}/rows", params={"version": 1}).json()["rows"]
+    assert before == rows[:-1]
+    versions = client.get(f"/datasets/{dataset}/versions").json()["versions"]
+    assert [v["version"] for v in versions] == [2, 1]
     # The next fetch asks with the new tag, and is a 304.
     assert _source(client, dataset)["etag"] == origin.etag
     clock.advance(60)

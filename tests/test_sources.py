@@ -349,11 +349,13 @@ def test_sync_now_fetches_a_source_again_and_refuses_the_rest(
     assert client.get(f"/datasets/{dataset}/rows").json()["rows"] == ROWS
     # Synced: fetched again, conditionally; the origin's 304 changes nothing.
     assert client.post(f"/datasets/{dataset}/sync").status_code == 202
+    body = {"content": b"a,b\n", "headers": {"Content-Type": "text/csv"}}
+    assert_error(client.post(f"/datasets/{dataset}/sync", **body), 409, "sync_running")
     sync_all(app.settings)
     again_job = client.get(f"/jobs/{job['id']}").json()
     assert (again_job["status"], again_job["changed"]) == ("done", False)
     assert origin.requests[-1][1]["If-None-Match"] == ETAG
-    assert_error(client.post(f"/datasets/{dataset}/sync", content=b"a,b\n"), 409)
+    assert client.get(f"/datasets/{dataset}/rows").json()["rows"] == ROWS
     plain = upload(client, app, "a,b\n1,2\n")
     assert_error(client.post(f"/datasets/{plain}/sync"), 409, "no_source")
     assert_error(client.post("/datasets/ds_000000000000/sync"), 404)

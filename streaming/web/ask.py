@@ -10,23 +10,26 @@ from streaming import params
 from streaming.errors import LLMUnavailable
 from streaming.read import open_dataset
 from streaming.web.exchange import EVENT_HEADERS, Answer, Call, Streamed, json_answer
-from streaming.web.openapi import Doc, errors, json_content, ref
+from streaming.web.openapi import VERSION, Doc, errors, json_content, ref
 from streaming.web.state import Rillet
 
 INSIGHTS = Doc(
     "Findings in plain words, by the LLM or from the statistics",
     {"200": json_content(ref("Insights"), "Insights"), **errors(400, 404, 409, 502, 504)},
+    (VERSION,),
 )
 COLUMN_INSIGHTS = Doc(
     "Findings about one column",
     {"200": json_content(ref("Insights"), "Insights"), **errors(400, 404, 409, 502, 504)},
+    (VERSION,),
 )
 
 
 def insights(rillet: Rillet, call: Call) -> Answer:
     """Insights about the dataset, or about one column when the path names one."""
-    params.only(call.params, ())
-    with open_dataset(rillet.store, rillet.jobs, call.args["dataset_id"]) as dataset:
+    params.only(call.params, ("version",))
+    version = params.version(call.params)
+    with open_dataset(rillet.store, rillet.jobs, call.args["dataset_id"], version) as dataset:
         found = find_insights(
             dataset,
             rillet.llm.get(),
@@ -50,16 +53,18 @@ CHAT = Doc(
         },
         **errors(400, 404, 409, 413, 502, 503, 504),
     },
+    (VERSION,),
     body={"required": True, "content": {"application/json": {"schema": ref("ChatRequest")}}},
 )
 
 
 def chat(rillet: Rillet, call: Call) -> Answer:
-    params.only(call.params, ())
+    params.only(call.params, ("version",))
     settings = rillet.settings
+    version = params.version(call.params)
     with ExitStack() as held:  # closed here on any error; else the stream owns them
         dataset = held.enter_context(
-            open_dataset(rillet.store, rillet.jobs, call.args["dataset_id"])
+            open_dataset(rillet.store, rillet.jobs, call.args["dataset_id"], version)
         )
         asked = chats.question(call.body(chats.BODY_MAX))
         client = rillet.llm.get()

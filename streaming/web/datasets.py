@@ -12,13 +12,11 @@ import orjson
 
 from charts.chat import event
 from streaming import metadata, params, sources
-from streaming.convert import WIDE_ENCODINGS, resolve_encoding
-from streaming.errors import NotFound, NotReady
+from streaming.errors import NotFound, NotReady, VersionNotFound
 from streaming.jobs import PUBLIC_FIELDS
-from streaming.options import OPTIONS, upload_options
+from streaming.options import OPTIONS
 from streaming.schedule import with_schedule
 from streaming.store import Store, check_dataset_id
-from streaming.upload import spool_upload
 from streaming.web.exchange import (
     EVENT_HEADERS,
     Answer,
@@ -29,47 +27,18 @@ from streaming.web.exchange import (
     not_modified,
     raw_json,
 )
-from streaming.web.openapi import Doc, errors, json_content, param, ref
+from streaming.web.openapi import VERSION, Doc, errors, json_content, param, ref
 from streaming.web.sources import SOURCE_BODY, create
 from streaming.web.state import Rillet
+from streaming.web.uploads import UPLOAD_CONTENT, UPLOAD_PARAMETERS, receive
 
 UPLOAD = Doc(
     "Upload a CSV, or name a source URL to fetch (JSON body; write scope)",
     {"202": json_content(ref("Accepted"), "Queued for sync"), **errors(400, 413, 415, 422)},
-    (
-        param("name", {"type": "string"}, "Dataset name (raw bodies)."),
-        param("delimiter", {"type": "string"}, "Field delimiter; sniffed if absent."),
-        param("encoding", {"type": "string"}, "Text encoding (default utf-8)."),
-        param("types", {"type": "string"}, "Forced column types: COL:TYPE,COL:TYPE."),
-        param("decimal", {"type": "string", "enum": [".", ","]}, "Decimal mark (default '.')."),
-        param(
-            "header",
-            {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
-            "false: the first line is data (columns column_1, column_2, ...).",
-        ),
-        param("sheet", {"type": "string"}, "A workbook's sheet (default: the first)."),
-        param(
-            "roles",
-            {"type": "string"},
-            "Corrected column roles: COL:ROLE,COL:ROLE (measure, category, time, date_part, "
-            "clock, identifier, text).",
-        ),
-    ),
+    (param("name", {"type": "string"}, "Dataset name (raw bodies)."), *UPLOAD_PARAMETERS),
     body={
         "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            },
-            "text/csv": {"schema": {"type": "string"}},
-            "application/gzip": {"schema": {"type": "string", "format": "binary"}},
-            "application/zip": {"schema": {"type": "string", "format": "binary"}},
-            "application/json": {"schema": SOURCE_BODY},
-        },
+        "content": {**UPLOAD_CONTENT, "application/json": {"schema": SOURCE_BODY}},
     },
 )
 
@@ -82,22 +51,10 @@ def upload(rillet: Rillet, call: Call) -> Answer:
         params.only(values, ())
         return create(rillet, call)
     params.only(values, ("name", "delimiter", "encoding", *OPTIONS))
-    delimiter = params.delimiter(values)
-    reading = upload_options(values)  # a wrong type name is a 400 before a byte is stored
-    encoding = resolve_encoding(values.get("encoding")) if values.get("encoding") else None
-    name = values.get("name") or None
     ids = rillet.store.new_ids()
-    spooled = spool_upload(
-        dict(call.environ),
-        rillet.store.upload_path(ids.job),
-        max_bytes=rillet.settings.max_upload_mb * 2**20,
-        name=name,
-        # UTF-16 and UTF-32 text is full of NUL bytes: no binary sniffing for them.
-        binary_check=not (encoding or "").startswith(WIDE_ENCODINGS),
-    )
-    source = {"filename": spooled.filename, "bytes": spooled.bytes, "sha256": spooled.sha256}
-    options = {"delimiter": delimiter, "encoding": encoding, **reading}
-    job = rillet.jobs.create(ids.job, ids.dataset, name or spooled.filename, source, options)
+    received = receive(rillet, call, rillet.store.upload_path(ids.job))
+    name = received.name
+    job = rillet.jobs.create(ids.job, ids.dataset, name, received.source, received.options)
     rillet.wake()
     return json_answer(
         {
@@ -147,29 +104,33 @@ def _pending_jobs(rillet: Rillet) -> list[dict[str, Any]]:
 
 PROBE = Doc(
     "Metadata probe (reads no rows)",
-    {"200": json_content(ref("Metadata"), "Metadata"), **errors(404)},
+    {"200": json_content(ref("Metadata"), "Metadata"), **errors(400, 404)},
+    (VERSION,),
 )
 
 
 def probe(rillet: Rillet, call: Call) -> Answer:
     dataset_id = call.args["dataset_id"]
-    body = metadata_bytes(rillet, dataset_id)
+    body = metadata_bytes(rillet, dataset_id, params.version(call.params))
     if not rillet.store.is_ready(dataset_id):
         return raw_json(body)  # still syncing: it will change, so no ETag
-    etag = etag_of(dataset_id, call)
+    etag = etag_of(dataset_id, call, orjson.loads(body).get("version"))
     if rillet.schedules.get(dataset_id):  # a source's fields change as it syncs
         etag = etag[:-1] + hashlib.sha256(body).hexdigest()[:16] + '"'
     return not_modified(etag, call) or raw_json(body, ETag=etag)
 
 
-def metadata_bytes(rillet: Rillet, dataset_id: str) -> bytes:
-    """A dataset's METADATA as JSON, ready or not; 404 if there is no such dataset."""
+def metadata_bytes(rillet: Rillet, dataset_id: str, version: int | None = None) -> bytes:
+    """A dataset's METADATA as JSON, ready or not (of ``version`` if given: 404 if it is not
+    kept); 404 if there is no such dataset."""
     check_dataset_id(dataset_id)
-    meta = rillet.store.meta_bytes(dataset_id)
+    meta = rillet.store.meta_bytes(dataset_id, version)
     if meta is None:
         job = rillet.jobs.find(Store.job_of(dataset_id))
         if job is None:
             raise NotFound(f"dataset {dataset_id!r} does not exist")
+        if version is not None:
+            raise VersionNotFound(f"dataset {dataset_id!r} has no version {version} yet")
         meta = orjson.dumps(metadata.pending(job))
     return with_schedule(meta, rillet.schedules.get(dataset_id))
 

@@ -76,13 +76,13 @@ def url(path: str, params: Mapping[str, str]) -> str:
     return f"{path}?{urlencode(params)}"
 
 
-def etag_of(dataset_id: str, call: Call) -> str:
-    """A strong ETag for a response about a ready dataset.
+def etag_of(dataset_id: str, call: Call, version: int) -> str:
+    """A strong ETag for a response about a version of a ready dataset.
 
-    A ready dataset never changes (a new upload is a new dataset), so the ETag is the request
-    itself: the dataset, the path and the query.
+    A version never changes (new data makes a new version), so the ETag is the request itself
+    and the version it was answered from: the dataset, the version, the path and the query.
     """
-    seed = f"{dataset_id}\n{call.path}\n{call.query_string}".encode()
+    seed = f"{dataset_id}\n{version}\n{call.path}\n{call.query_string}".encode()
     return '"' + hashlib.sha256(seed).hexdigest()[:32] + '"'
 
 

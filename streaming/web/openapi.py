@@ -92,7 +92,14 @@ PAGE = (
         "Also count matching rows.",
     ),
 )
+VERSION = param(
+    "version",
+    {"type": "integer", "minimum": 1},
+    "A kept version of the dataset (GET /datasets/ID/versions); the current one by default.",
+)
+# Every route that filters reads a version: the two go together.
 FILTERS = (
+    VERSION,
     param("q", {"type": "string"}, "Keep rows where any string column contains this, any case."),
     {
         "name": "filters",

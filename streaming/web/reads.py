@@ -42,6 +42,7 @@ from streaming.web.openapi import (
     PAGE,
     ROW_STREAMS,
     SORT,
+    VERSION,
     Doc,
     errors,
     json_content,
@@ -69,10 +70,11 @@ def _read(
 ) -> Answer:
     """Open, parse (400s), 304 if the client has it, run and encode; ``respond`` may keep the
     held resources for a streamed body (``held.pop_all()``)."""
+    version = params.version(call.params)
     with ExitStack() as held:  # closed here on any error; else the stream owns them
-        dataset = held.enter_context(open_dataset(rillet.store, rillet.jobs, dataset_id))
+        dataset = held.enter_context(open_dataset(rillet.store, rillet.jobs, dataset_id, version))
         query = parse(dataset, call.params, rillet.settings)
-        etag = etag_of(dataset_id, call)
+        etag = etag_of(dataset_id, call, dataset.version)
         if (cached := not_modified(etag, call)) is not None:
             return cached
         answer = respond(dataset, query, held)
@@ -101,12 +103,15 @@ def rows(rillet: Rillet, call: Call) -> Answer:
 
 
 def _page_of(rillet: Rillet, call: Call, keep: dict[str, str]) -> Respond:
-    """Encode a page as its format asks, with the next page's URL (which keeps ``keep``)."""
+    """Encode a page as its format asks, with the next page's URL (which keeps ``keep``, and
+    the version this page was read from: paging goes on in one version, as it began)."""
 
     def respond(dataset: Dataset, query: RowsQuery, held: ExitStack) -> Answer:
         found = query.run(dataset)
         page = found.page
-        following = url(call.path, {**keep, **found.next}) if found.next is not None else None
+        following = None
+        if found.next is not None:
+            following = url(call.path, {**keep, "version": str(dataset.version), **found.next})
         projection = Projection(dataset.names, page.columns)
         if page.format == "json":
             body = {
@@ -165,7 +170,7 @@ def fetch_data(rillet: Rillet, call: Call) -> Answer:
         raise NotFound("there is no ready dataset yet; upload one with POST /datasets")
     if params.flag(values, "metadata_only"):
         params.no_filters(values)  # page words are harmless here; a filter would mislead
-        return raw_json(metadata_bytes(rillet, dataset_id))
+        return raw_json(metadata_bytes(rillet, dataset_id, params.version(values)))
     respond = _page_of(rillet, call, {"dataset": dataset_id})
     return _read(rillet, call, dataset_id, RowsQuery.parse, respond)
 
@@ -321,7 +326,7 @@ RECOMMENDED = Doc(
         ),
         **errors(400, 404, 409),
     },
-    (param("limit", {"type": "integer", "minimum": 1, "maximum": 20}, "How many."),),
+    (param("limit", {"type": "integer", "minimum": 1, "maximum": 20}, "How many."), VERSION),
 )
 
 

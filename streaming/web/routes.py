@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from streaming.web import ask, datasets, page, reads, service, sources
+from streaming.web import ask, datasets, page, reads, service, sources, versions
 from streaming.web.exchange import Answer, Call
 from streaming.web.openapi import Doc
 from streaming.web.state import Rillet
@@ -41,6 +41,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", DATASET, datasets.probe, "read", datasets.PROBE),
     Route("DELETE", DATASET, datasets.delete, "write", datasets.DELETE),
     Route("POST", f"{DATASET}/sync", sources.sync, "write", sources.SYNC),
+    Route("GET", f"{DATASET}/versions", versions.listing, "read", versions.VERSIONS),
     Route("GET", f"{DATASET}/rows", reads.rows, "read", reads.ROWS),
     Route("GET", "/fetch-data", reads.fetch_data, "read", reads.FETCH_DATA),
     Route("GET", f"{DATASET}/export", reads.export, "read", reads.EXPORT),

@@ -116,6 +116,36 @@ SCHEMAS: dict[str, Any] = {
                     ]
                 },
             },
+            "version": {
+                **_NULLABLE_INT,
+                "description": "1, then 2, ... each time the data is replaced or appended to "
+                "(null before the first sync ends)",
+            },
+        },
+    },
+    "Versions": {
+        "type": "object",
+        "required": ["versions"],
+        "properties": {
+            "versions": {
+                "type": "array",
+                "description": "The kept versions, newest first",
+                "items": {
+                    "type": "object",
+                    "required": ["version", "rows", "bytes", "sha256", "created_at"],
+                    "properties": {
+                        "version": {"type": "integer"},
+                        "rows": {"type": "integer"},
+                        "bytes": {"type": "integer"},
+                        "sha256": {
+                            "type": ["string", "null"],
+                            "description": "Of the file that made it (an append: the appended)",
+                        },
+                        "created_at": _TIME,
+                        "mode": {"enum": ["replace", "append"]},
+                    },
+                },
+            }
         },
     },
     "RowsPage": {

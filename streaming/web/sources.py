@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from streaming import sources
+from streaming import params, sources
 from streaming.errors import NotFound, NotReady
 from streaming.store import Store, check_dataset_id
+from streaming.web import versions
 from streaming.web.exchange import Answer, Call, json_answer
-from streaming.web.openapi import Doc, errors, json_content, ref
+from streaming.web.openapi import Doc, errors, json_content, param, ref
 from streaming.web.state import Rillet
+from streaming.web.uploads import UPLOAD_CONTENT, UPLOAD_PARAMETERS
 
 SOURCE_BODY = {
     "type": "object",
@@ -70,22 +72,32 @@ def create(rillet: Rillet, call: Call) -> Answer:
 
 
 SYNC = Doc(
-    "Fetch a dataset's source again now, conditionally (write scope)",
-    {"202": json_content(ref("Accepted"), "Queued for sync"), **errors(404, 409)},
+    "Sync now: fetch the source again, or take new data from the body (write scope)",
+    {
+        "202": json_content(ref("Accepted"), "Queued for sync"),
+        **errors(400, 404, 409, 413, 415, 422),
+    },
+    (
+        param(
+            "mode",
+            {"type": "string", "enum": ["replace", "append"]},
+            "With a body: replace the data (default), or append rows of the same header.",
+        ),
+        *UPLOAD_PARAMETERS,
+    ),
+    body={"required": False, "content": UPLOAD_CONTENT},
 )
 
 
 def sync(rillet: Rillet, call: Call) -> Answer:
-    """Queue a fetch of the dataset's source now (conditional, as a scheduled one): 409
+    """Queue a fetch of the dataset's source now, conditional as a scheduled one is (409
     ``no_source`` for a dataset without one, ``sync_running`` while its sync is queued or
-    runs (one dataset never has two)."""
+    runs: one dataset never has two), or with a CSV body its new data
+    (``streaming.web.versions``)."""
     dataset_id = check_dataset_id(call.args["dataset_id"])
-    if call.header("Content-Length").strip() not in ("", "0") or call.header("Transfer-Encoding"):
-        raise NotReady(
-            "new data in the request body is not supported yet; POST without a body "
-            "fetches the source again",
-            code="not_supported_yet",
-        )
+    if versions.has_body(call):
+        return versions.new_data(rillet, call, dataset_id)
+    params.only(call.params, ())
     store, jobs = rillet.store, rillet.jobs
     job_id = Store.job_of(dataset_id)
     job = jobs.find(job_id)
@@ -93,7 +105,7 @@ def sync(rillet: Rillet, call: Call) -> Answer:
         raise NotFound(f"dataset {dataset_id!r} does not exist")
     if sources.load_secrets(store.root, dataset_id) is None or job is None:
         raise NotReady(f"dataset {dataset_id!r} has no source to fetch", code="no_source")
-    claim = jobs.lock(job_id)  # held while deciding, so no worker claims it meanwhile
+    claim = jobs.lock_settled(job_id)  # held while deciding: no worker claims it meanwhile
     if claim is not None:
         job = jobs.get(job_id)  # as it stands now that no worker can change it
     if claim is None or job["status"] in ("queued", "running"):
@@ -101,7 +113,7 @@ def sync(rillet: Rillet, call: Call) -> Answer:
             claim.release()
         raise NotReady(f"dataset {dataset_id!r} is being synced", code="sync_running")
     try:
-        jobs.retry(job_id)
+        jobs.retry(job_id)  # its sync makes the next version
     finally:
         claim.release()
     rillet.wake()
