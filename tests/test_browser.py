@@ -46,6 +46,7 @@ pytestmark = [
     ),
 ]
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the test extra)")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -62,7 +63,12 @@ class Browser:
     http: httpx.Client
 
     def wait(self, condition: Any, timeout: float = 15) -> Any:
-        return WebDriverWait(self.driver, timeout).until(lambda d: condition(d))
+        # An element the page re-renders between finding it and reading it (the grid after a
+        # sort) is looked for again, not a failure: seen once on a loaded machine.
+        waiting = WebDriverWait(
+            self.driver, timeout, ignored_exceptions=[StaleElementReferenceException]
+        )
+        return waiting.until(lambda d: condition(d))
 
     def find(self, css: str) -> Any:
         return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, css))
