@@ -221,6 +221,23 @@ def test_a_person_walks_through_every_view(browser: Browser, tmp_path: Path) -> 
     b.text_of(".where", "rows 1–")
     assert b.console_errors() == []
 
+    # New rows appended meanwhile are a new version: opened again from the list, it shows it.
+    dataset = url.split("#/d/")[1].split("/")[0]
+    appended = b.http.post(
+        f"/datasets/{dataset}/sync",
+        params={"mode": "append"},
+        content=b"day,carrier,delay\n2024-03-05,AA,12\n2024-03-06,UA,7\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    assert appended.status_code == 202, appended.text
+    job = appended.json()["job"]["url"]
+    wait_for(lambda: b.http.get(job).json()["status"] == "done")
+    b.find(".crumbs a").click()
+    b.find("#datasets a").click()
+    b.text_of(".where", "rows 1–100 of 452")
+    b.text_of(".about", "version 2")
+    assert b.console_errors() == []
+
 
 SHOTS = ("table", "stats", "charts", "ask")
 # What the look-alike model says of seattle-weather in the Ask shot; the numbers in the shot's

@@ -11,7 +11,7 @@ const VIEWS = {
   ask: () => import("./ask.js"),
 };
 const main = document.getElementById("main");
-const metas = new Map(); // dataset id -> METADATA, while the dataset is ready (it never changes)
+const metas = new Map(); // dataset id -> METADATA of a ready dataset, as last opened
 let shown = null; // {id, view, query}: what the dataset view holds now
 
 export function route() {
@@ -182,8 +182,10 @@ async function send(file, state, refresh) {
 
 // --- one dataset ---------------------------------------------------------------------------
 
+// A ready dataset's METADATA is fetched when the dataset is opened and kept while it is shown
+// (switching views reads no more); opened again, it is fetched again, so a new version shows.
 async function metadata(id) {
-  if (metas.has(id)) return metas.get(id);
+  if (shown?.id === id && metas.has(id)) return metas.get(id);
   const meta = await json(`/datasets/${id}`);
   if (meta.status === "ready") metas.set(id, meta);
   return meta;
