@@ -360,3 +360,32 @@ def test_float_ranges_on_blocks_of_one_sign_or_both_agree_with_the_row_path(
         for op in ("gt", "gte", "lt", "lte"):
             queries.append({f"f__{op}": value})
     _agree(tmp_path, _csv(["n", "f"], data), queries)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.integers(-(2**40), 2**40)), min_size=1, max_size=30).filter(
+        lambda vs: any(v is not None for v in vs)
+    ),
+    st.sampled_from([1, 7, 3600, 10**6]),
+    st.sampled_from([1, 2, 5, 64]),
+)
+def test_integers_are_stored_as_offsets_by_the_gcd_a_chunk_at_a_time(
+    numbers: list[int | None], step: int, chunk: int
+) -> None:
+    # Frame-of-reference worked CHUNK values at a time: the same bytes as the whole block at
+    # once, whichever chunk first shows a gcd of 1.
+    values = [None if n is None else n * step for n in numbers]
+    present = [v for v in values if v is not None]
+    low, high = min(present), max(present)
+    flags = bytes(v is None for v in values)
+    stored = array("q", [low if v is None else v for v in values])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(column_store, "CHUNK", chunk)
+        body, entry = column_store._integers(stored, flags, flags.count(1), b"", (low, high))
+    differences = [v - low for v in stored]
+    scale = math.gcd(*differences) or 1
+    width = column_store.width_of((high - low) // scale)
+    assert entry == [flags.count(1), low, high, width, scale]
+    expected = b"".join((d // scale).to_bytes(width, "little") for d in differences)
+    assert body == expected
