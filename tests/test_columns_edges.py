@@ -9,6 +9,7 @@ import math
 import os
 import sys
 from array import array
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streaming import aggregate, column_store, convert, scan
+from streaming import aggregate, column_group, column_store, convert, scan
 from streaming.column_backfill import build_columns
 from streaming.column_filter import ColumnSelection, floats_above, offsets_above
 from streaming.column_group import group_by
@@ -389,3 +390,12 @@ def test_integers_are_stored_as_offsets_by_the_gcd_a_chunk_at_a_time(
     assert entry == [flags.count(1), low, high, width, scale]
     expected = b"".join((d // scale).to_bytes(width, "little") for d in differences)
     assert body == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=300).map(bytes), st.integers(0, 3))
+def test_one_byte_ids_are_counted_by_scans_in_the_order_first_seen(data: bytes, spare: int) -> None:
+    bound = max(data, default=0) + 1 + spare  # every id below it, some possible ids absent
+    assert bound <= column_group.SCANNED
+    found = column_group._sizes(data, bound)
+    assert list(found.items()) == list(Counter(data).items())
