@@ -6,9 +6,12 @@ The same meaning as the row path's compiled filters (``Filter.test``), worked ou
   scale``) with the filter's value turned into an offset. An offset of width w is w byte
   planes (``values[i::w]``); each plane is compared with one byte of the target by
   ``bytes.translate`` through a 256-byte table, and the planes combine as a number's digits do
-  (greater = greater in the high plane, or equal there and greater below). No Python runs per
-  row, and a block whose low/high rule it in or out is not read.
-- number columns compare their floats with ``map(operator.gt, ...)`` into bytes, in C.
+  (greater = greater in the high plane, or equal there and greater below), from the top plane
+  down until no row is tied. No Python runs per row, and a block whose low/high rule it in or
+  out is not read.
+- number columns compare ranges the same way, on their float64 bits (``floats_above``) in a
+  block whose values share one sign; other operators, and a block of both signs, compare the
+  floats with ``map(operator.gt, ...)`` into bytes, in C.
 - coded string columns test each distinct value of the dictionary once, with the row path's own
   ``Filter.test`` (so equality, ``in``, ranges and text operators agree by construction), and
   translate the block's codes through the answers.
