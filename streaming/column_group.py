@@ -456,13 +456,34 @@ def _fold(
             return
         del counted
         totals.uncounted.add(position)  # the next parts go straight to the sort
-    # One sort of (id, value) as plain integers: each group's values are one run, in order,
-    # and the rows left out (filtered, null) sort after every group's. The runs come in the
-    # order of their ids, each as long as its id's rows with a value (``sizes`` less the
-    # nulls, counted in C): every group's run, in group order (an absent group's empty), its
-    # sum, first and last come out of C maps.
     pairs = sorted(packed)
     del packed  # (what the part no longer needs goes before the runs are found)
+    numbers = (bits, low, scale)
+    _fold_sorted(part, position, functions, pairs, numbers, value, id_planes, ids, sizes, totals)
+
+
+def _fold_sorted(
+    part: _Part,
+    position: int,
+    functions: set[str],
+    pairs: list[int],
+    numbers: tuple[int, int, int],
+    value: Decode,
+    id_planes: list[bytes],
+    ids: Any,
+    sizes: Counter[int],
+    totals: _Totals,
+) -> None:
+    """Fold an integral column's sorted (id, value) pairs (``numbers``: the value's bits at
+    the bottom, and the low and scale that make its number).
+
+    One sort of (id, value) as plain integers: each group's values are one run, in order,
+    and the rows left out (filtered, null) sort after every group's. The runs come in the
+    order of their ids, each as long as its id's rows with a value (``sizes`` less the
+    nulls, counted in C): every group's run, in group order (an absent group's empty), its
+    sum, first and last come out of C maps."""
+    bits, low, scale = numbers
+    segment = part.segment(position)
     id_limit = 1 << (8 * len(id_planes))
     ordered = sorted(filter(id_limit.__gt__, sizes))
     lengths: Any = map(sizes.__getitem__, ordered)
