@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from functools import lru_cache
 from itertools import accumulate, compress, repeat
-from operator import and_, lt, mul, rshift, xor
+from operator import and_, gt, lt, mul, rshift, xor
 from typing import Any
 
 EXACT_LIMIT = 4096
@@ -77,7 +77,8 @@ class HyperLogLog:
         # Everything but the register writes runs in C. First a cheap cut: a hash whose low
         # bits reach 2**(the largest bit length kept) cannot lower any register; past a few
         # hundred thousand values most hashes go here.
-        found = list(compress(hashes, map(self._limit.__gt__, map(and_, hashes, repeat(low)))))
+        lows = map(and_, hashes, repeat(low))
+        found = list(compress(hashes, map(gt, repeat(self._limit), lows)))  # gt: no method-wrapper
         slots = list(map(rshift, found, repeat(shift)))
         lengths = list(map(int.bit_length, map(and_, found, repeat(low))))
         # Then the exact test against each hash's own register; only real updates are left
