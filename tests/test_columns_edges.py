@@ -399,3 +399,40 @@ def test_one_byte_ids_are_counted_by_scans_in_the_order_first_seen(data: bytes, 
     assert bound <= column_group.SCANNED
     found = column_group._sizes(data, bound)
     assert list(found.items()) == list(Counter(data).items())
+
+
+@pytest.mark.parametrize("query", [{}, {"k__not": "C"}])
+@pytest.mark.parametrize("column", ["small", "wide"])
+def test_nulls_sorted_inside_or_after_the_groups_runs_agree_with_the_row_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, query: dict[str, str], column: str
+) -> None:
+    # An integral column with nulls folded by the sort: its nulls stay in their groups' runs
+    # (offset 0, pairs within 30 bits: no filter, a one-byte value) or go after every run
+    # (a filter leaves rows out, or a four-byte value), over parts and blocks.
+    monkeypatch.setattr(column_group, "PART_ROWS", 24)
+    monkeypatch.setattr(column_group, "_LOOK", 8)  # the sort, not the counted pairs
+    layouts = []
+    fold = column_group._fold_sorted
+
+    def spy(*args: object) -> None:
+        layouts.append(args[-1] is not None)
+        fold(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(column_group, "_fold_sorted", spy)
+    data = []
+    for i in range(3 * BLOCK):
+        null = i % 5 == 0
+        small = "" if null else (i * 37) % 200 - 100
+        wide = "" if null else (i * i * 7919 + i) % 5_000_000 - 2_500_000
+        data.append([i, "ABC"[i % 3], f"2023-01-{1 + i % 9:02d}", small, wide])
+    text = _csv(["n", "k", "day", "small", "wide"], data)
+    with columns_of(tmp_path, text) as (dataset, reader):
+        columns = dataset.meta["columns"]
+        parsed = parse(query, columns)
+        agg = f"count,sum:{column},mean:{column},min:{column},max:{column},distinct:{column}"
+        for by in ("k", "k,day"):
+            positions, aggregates = aggregate.parse(by, agg, columns)
+            found = group_by(ColumnSelection(reader, parsed), positions, aggregates, 1000)
+            same(found, aggregate.group_by(dataset, parsed, positions, aggregates, 1000))
+    assert layouts
+    assert all(layouts) if column == "small" and not query else not any(layouts)
