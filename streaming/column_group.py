@@ -19,9 +19,9 @@ sorted dictionary too) puts its offset's planes below the id's and its null flag
 run's sum, first, last and distinct count are one C call each. When every pair then fits in
 30 bits without the null flags (no filter, a small id, a narrow value), the nulls stay in
 their runs instead, as the offset 0 they hold: ``sorted`` compares one-digit integers a third
-faster. A number column's floats are
-picked per group with ``bytes.translate`` and ``compress`` when the part holds few groups of a
-one-byte id, else by the rows sorted by id, and each run is folded with ``math.fsum``.
+faster. A number column's floats are picked per group with ``bytes.translate`` and
+``compress`` when the part holds few groups of a one-byte id, else by the rows sorted by id,
+and each run is folded with ``math.fsum``.
 
 Groups, their order (first seen) and the ``max_groups`` cut are the row path's; each group's
 totals are kept in flat lists (a ``_Group`` per group costs ~370 bytes, 3.7 MiB for 10,000
