@@ -38,6 +38,11 @@ from streaming.web.wsgi import AccessLog, Cors
 
 __all__ = ["Rillet", "create_app", "wsgi_app", "serve", "serve_worker", "main"]
 
+# How long a thread of a serving process holds the GIL before it is asked to pass it (Python's
+# default: 5 ms). A process answers several requests in threads; with one of them computing a
+# group-by, a short request (/health, a page) waits for the GIL at every step of its own.
+SWITCH_SECONDS = 0.001
+
 
 def wsgi_app(rillet: Rillet) -> Callable[..., Any]:
     """The whole WSGI stack as served: the access log sees every response, preflights and
@@ -101,6 +106,7 @@ def _waitress(rillet: Rillet, **where: Any) -> None:
     import waitress
 
     settings = rillet.settings
+    sys.setswitchinterval(SWITCH_SECONDS)
     server = waitress.create_server(
         wsgi_app(rillet),
         threads=settings.threads,

@@ -6,9 +6,12 @@ The same meaning as the row path's compiled filters (``Filter.test``), worked ou
   scale``) with the filter's value turned into an offset. An offset of width w is w byte
   planes (``values[i::w]``); each plane is compared with one byte of the target by
   ``bytes.translate`` through a 256-byte table, and the planes combine as a number's digits do
-  (greater = greater in the high plane, or equal there and greater below). No Python runs per
-  row, and a block whose low/high rule it in or out is not read.
-- number columns compare their floats with ``map(operator.gt, ...)`` into bytes, in C.
+  (greater = greater in the high plane, or equal there and greater below), from the top plane
+  down until no row is tied. No Python runs per row, and a block whose low/high rule it in or
+  out is not read.
+- number columns compare ranges the same way, on their float64 bits (``floats_above``) in a
+  block whose values share one sign; other operators, and a block of both signs, compare the
+  floats with ``map(operator.gt, ...)`` into bytes, in C.
 - coded string columns test each distinct value of the dictionary once, with the row path's own
   ``Filter.test`` (so equality, ``in``, ranges and text operators agree by construction), and
   translate the block's codes through the answers.
@@ -21,6 +24,7 @@ uncoded string column) makes ``ColumnSelection.possible`` false; the row scan an
 from __future__ import annotations
 
 import operator
+import struct
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from functools import lru_cache, reduce
@@ -53,14 +57,26 @@ def offsets_equal(values: bytes, width: int, target: int) -> Mask:
 
 
 def offsets_above(values: bytes, width: int, target: int, strict: bool) -> Mask:
-    """Rows whose unsigned offset is greater than ``target`` (or equal, unless ``strict``)."""
+    """Rows whose unsigned offset is greater than ``target`` (or equal, unless ``strict``).
+
+    From the most significant plane down: a row greater there is kept, a row equal there is
+    "tied" and decided by the planes below. Once no row is tied the lower planes are not read
+    (a float64 range, whose top two bytes decide most rows, reads two or three of eight)."""
     digits = target.to_bytes(width, "little")
-    found = _plane(values[0::width], operator.gt if strict else operator.ge, digits[0])
-    for i in range(1, width):
+    last = operator.gt if strict else operator.ge
+    if width == 1:
+        return _plane(values, last, digits[0])
+    top = values[width - 1 :: width]
+    found, tied = _plane(top, operator.gt, digits[-1]), _plane(top, operator.eq, digits[-1])
+    for i in range(width - 2, -1, -1):
+        if not tied:
+            break
         plane = values[i::width]
-        found = _plane(plane, operator.gt, digits[i]) | (
-            _plane(plane, operator.eq, digits[i]) & found
-        )
+        if i:
+            found |= tied & _plane(plane, operator.gt, digits[i])
+            tied &= _plane(plane, operator.eq, digits[i])
+        else:
+            found |= tied & _plane(plane, last, digits[0])
     return found
 
 
@@ -162,12 +178,55 @@ class _Floats(_Test):
             return 0
         if (op == "lt" and value <= low) or (op == "lte" and value < low):
             return 0
+        if (op == "gt" and value < low) or (op == "gte" and value <= low):
+            return present
+        if (op == "lt" and value > high) or (op == "lte" and value >= high):
+            return present
+        if op in ("gt", "lte", "gte", "lt") and isinstance(value, float):
+            above = floats_above(segment, value, strict=op in ("gt", "lte"))
+            if above is not None:
+                above &= present
+                return above if op in ("gt", "gte") else present ^ above
         floats: Any = segment.stored()
         if op in ("in", "notin"):
             flags = bytes(map(self.listed.__contains__, floats))
             hits = to_mask(flags) & present
             return hits if op == "in" else present ^ hits
         return to_mask(bytes(map(self._OPS[op], floats, repeat(value)))) & present
+
+
+_SIGN_FLIP = bytes(b ^ 0x80 for b in range(256))  # turns a byte's top bit over
+
+
+def floats_above(segment: Segment, value: float, strict: bool) -> Mask | None:
+    """Rows of a number segment above ``value`` (or at it, unless ``strict``), nulls not
+    excluded, by the byte planes of their IEEE 754 bits; None when the block holds both signs
+    (then ``map`` compares the floats).
+
+    A float64 without its sign bit orders as its bits do read as an unsigned integer; with it,
+    against them (a greater magnitude is a smaller value). So a block whose stored values all
+    share one sign is compared as integer offsets are, from the top plane down
+    (``offsets_above``), after -0.0 is taken as 0.0 (its sign bit is set: it is only ever met
+    in a block of sign bits). ``bytes.isascii`` tells a plane of sign bytes all below 0x80."""
+    rows, values = segment.rows, segment.values
+    signs = values[7::8]
+    value += 0.0  # -0.0 as 0.0
+    if segment.low > 0 or signs.isascii():  # no sign bit among the values (nulls: masked)
+        if value < 0:
+            return ones(rows)
+        return offsets_above(values, 8, _bits(value), strict)
+    if segment.high < 0 or signs.translate(_SIGN_FLIP).isascii():  # every sign bit set
+        if value > 0 or (value == 0 and strict):
+            return 0
+        # x > v <=> |x| < |v| <=> not bits(x) >= bits(v); x >= v: not bits(x) > bits(v); a
+        # v of 0 (x >= 0: the -0.0s) as -0.0, whose bits are the least with the sign bit
+        return ones(rows) ^ offsets_above(values, 8, _bits(-abs(value)), not strict)
+    return None
+
+
+def _bits(value: float) -> int:
+    """A float64's IEEE 754 bits as an unsigned integer."""
+    return int.from_bytes(struct.pack("<d", value), "little")
 
 
 class _Codes(_Test):

@@ -69,7 +69,7 @@ class Runner:
         if not selection.active:  # computed at sync, as stored
             return scan.statistics_json(dataset, selection, wanted)
         names = wanted if wanted is not None else dataset.names
-        positions = sorted({*(dataset.names.index(n) for n in names), *_positions(selection)})
+        positions = sorted({dataset.names.index(n) for n in names})  # the filters' own: not asked
         # The filters must be the columns' to test; a column they do not hold (free text) is
         # read from the matching rows alone.
         found = self._either(

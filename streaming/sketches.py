@@ -38,8 +38,9 @@ import zlib
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from functools import lru_cache
 from itertools import accumulate, compress, repeat
-from operator import and_, lt, mul, rshift, xor
+from operator import and_, gt, lt, mul, rshift, xor
 from typing import Any
 
 EXACT_LIMIT = 4096
@@ -87,7 +88,8 @@ class HyperLogLog:
         # Everything but the register writes runs in C. First a cheap cut: a hash whose low
         # bits reach 2**(the largest bit length kept) cannot lower any register; past a few
         # hundred thousand values most hashes go here.
-        found = list(compress(hashes, map(self._limit.__gt__, map(and_, hashes, repeat(low)))))
+        lows = map(and_, hashes, repeat(low))
+        found = list(compress(hashes, map(gt, repeat(self._limit), lows)))  # gt: no method-wrapper
         slots = list(map(rshift, found, repeat(shift)))
         lengths = list(map(int.bit_length, map(and_, found, repeat(low))))
         # Then the exact test against each hash's own register; only real updates are left
@@ -255,6 +257,13 @@ def _by_count_then_value(item: tuple[Any, int]) -> tuple[int, str]:
     return (-item[1], str(item[0]))
 
 
+@lru_cache(maxsize=64)
+def _capacities(k: int, decay: float, least: int, levels: int) -> tuple[int, ...]:
+    """KLL capacities of ``levels`` levels: ``k * decay**depth``, the top level's depth 0."""
+    depths = range(levels - 1, -1, -1)
+    return tuple(max(least, math.ceil(k * decay**depth)) for depth in depths)
+
+
 class QuantileSketch:
     """Quantiles and histograms: exact up to EXACT_LIMIT values, a KLL sketch beyond."""
 
@@ -320,14 +329,14 @@ class QuantileSketch:
             self._levels[level].extend(items)
         self._compress()
 
-    def _capacity(self, level: int) -> int:
-        depth = len(self._levels) - 1 - level
-        return max(self._MIN_CAPACITY, math.ceil(self.K * self._DECAY**depth))
+    def _capacities(self) -> tuple[int, ...]:
+        """Each level's capacity, for the current number of levels (worked out once each)."""
+        return _capacities(self.K, self._DECAY, self._MIN_CAPACITY, len(self._levels))
 
     def _compress(self) -> None:
-        while sum(map(len, self._levels)) > sum(map(self._capacity, range(len(self._levels)))):
+        while sum(map(len, self._levels)) > sum(capacities := self._capacities()):
             for level, items in enumerate(self._levels):
-                if len(items) >= self._capacity(level):
+                if len(items) >= capacities[level]:
                     self._compact(level)
                     break
 

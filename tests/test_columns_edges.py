@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
+import sys
+from array import array
+from collections import Counter
 from pathlib import Path
 
 import duckdb
@@ -14,12 +18,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streaming import aggregate, column_store, convert, scan
+from streaming import aggregate, column_group, column_store, convert, scan
 from streaming.column_backfill import build_columns
-from streaming.column_filter import ColumnSelection
+from streaming.column_filter import ColumnSelection, floats_above, offsets_above
 from streaming.column_group import group_by
 from streaming.column_query import count, page_rows, sorted_rows, statistics
-from streaming.column_read import open_columns
+from streaming.column_read import Segment, open_columns, to_flags
 from streaming.errors import BadRequest, ColumnsDamaged
 from streaming.filter import parse
 from streaming.read import Dataset
@@ -278,3 +282,161 @@ def test_an_old_dataset_gets_the_columns_the_sync_would_write(tmp_path: Path) ->
         parsed = parse({"carrier": "UA", "delay__gt": "10"}, old.meta["columns"])
         with reader:
             assert count(ColumnSelection(reader, parsed)) == scan.count(old, parsed)
+
+
+_FLOATS = st.floats(allow_nan=False, allow_infinity=False)
+_NEAR = st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1.0, -1.0, 2.5, -2.5, 1e308, -1e308])
+
+
+def _segment_of(values: list[float | None]) -> Segment:
+    present = [v for v in values if v is not None]
+    flags = bytes(v is None for v in values)
+    stored = array("d", [0.0 if v is None else v for v in values])
+    if sys.byteorder == "big":
+        stored.byteswap()
+    return Segment(
+        rows=len(values),
+        nulls=flags.count(1),
+        low=min(present),
+        high=max(present),
+        width=8,
+        scale=1,
+        values=stored.tobytes(),
+        null_flags=flags if None in values else None,
+        floating=True,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(_FLOATS, _NEAR, st.none()), min_size=1, max_size=40).filter(
+        lambda vs: any(v is not None for v in vs)
+    ),
+    st.one_of(_FLOATS, _NEAR),
+    st.sampled_from([1.0, -1.0, 0.0]),
+)
+def test_floats_compare_by_their_bits_as_by_their_values(
+    values: list[float | None], target: float, sign: float
+) -> None:
+    # A block of one sign (most: sign 1 or -1 folds every value to it) or of both (sign 0).
+    if sign:
+        values = [None if v is None else math.copysign(v, sign) for v in values]
+    segment = _segment_of(values)
+    present = segment.present()
+    one_sign = all(v is None or (math.copysign(1, v) > 0) for v in values) or all(
+        math.copysign(1, 0.0 if v is None else v) < 0 for v in values
+    )
+    for strict in (True, False):
+        found = floats_above(segment, target, strict)
+        if found is None:
+            assert not one_sign
+            continue
+        expected = bytes(v is not None and (v > target if strict else v >= target) for v in values)
+        assert to_flags(found & present, len(values)) == expected, (strict, values, target)
+
+
+@pytest.mark.parametrize("width", [1, 2, 4, 8])
+def test_offsets_above_reads_planes_from_the_top_and_stops_when_none_are_tied(
+    width: int,
+) -> None:
+    top = (1 << (8 * width)) - 1
+    edges = {0, 1, 255, 256, 257, top, top - 1, top // 2, top // 2 + 1, top // 256 * 7}
+    offsets = sorted(n for n in edges if n <= top)
+    data = b"".join(n.to_bytes(width, "little") for n in offsets)
+    for target in offsets + [top // 3]:
+        for strict in (True, False):
+            found = to_flags(offsets_above(data, width, target, strict), len(offsets))
+            expected = bytes(n > target if strict else n >= target for n in offsets)
+            assert found == expected, (width, target, strict)
+
+
+def test_float_ranges_on_blocks_of_one_sign_or_both_agree_with_the_row_path(
+    tmp_path: Path,
+) -> None:
+    # Block 0 positive (with nulls), block 1 negative with -0.0, block 2 both signs, block 3
+    # zeros of both signs and nulls.
+    positive = [f"{i * 1.25 + 0.5}" if i % 9 else "" for i in range(BLOCK)]
+    negative = ["-0.0" if i % 7 == 0 else f"{-i * 3.5}" for i in range(BLOCK)]
+    mixed = [f"{(i - BLOCK // 2) * 0.75}" for i in range(BLOCK)]
+    zeros = ["0.0" if i % 3 == 0 else "-0.0" if i % 3 == 1 else "" for i in range(BLOCK)]
+    data = [[i, v] for i, v in enumerate(positive + negative + mixed + zeros)]
+    queries = []
+    for value in ("0", "-0.0", "0.5", "1.75", "-3.5", "-1e-300", "1e-300", "80.5", "-224"):
+        for op in ("gt", "gte", "lt", "lte"):
+            queries.append({f"f__{op}": value})
+    _agree(tmp_path, _csv(["n", "f"], data), queries)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.integers(-(2**40), 2**40)), min_size=1, max_size=30).filter(
+        lambda vs: any(v is not None for v in vs)
+    ),
+    st.sampled_from([1, 7, 3600, 10**6]),
+    st.sampled_from([1, 2, 5, 64]),
+)
+def test_integers_are_stored_as_offsets_by_the_gcd_a_chunk_at_a_time(
+    numbers: list[int | None], step: int, chunk: int
+) -> None:
+    # Frame-of-reference worked CHUNK values at a time: the same bytes as the whole block at
+    # once, whichever chunk first shows a gcd of 1.
+    values = [None if n is None else n * step for n in numbers]
+    present = [v for v in values if v is not None]
+    low, high = min(present), max(present)
+    flags = bytes(v is None for v in values)
+    stored = array("q", [low if v is None else v for v in values])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(column_store, "CHUNK", chunk)
+        body, entry = column_store._integers(stored, flags, flags.count(1), b"", (low, high))
+    differences = [v - low for v in stored]
+    scale = math.gcd(*differences) or 1
+    width = column_store.width_of((high - low) // scale)
+    assert entry == [flags.count(1), low, high, width, scale]
+    expected = b"".join((d // scale).to_bytes(width, "little") for d in differences)
+    assert body == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(0, 40), max_size=300).map(bytes), st.integers(0, 3))
+def test_one_byte_ids_are_counted_by_scans_in_the_order_first_seen(data: bytes, spare: int) -> None:
+    bound = max(data, default=0) + 1 + spare  # every id below it, some possible ids absent
+    assert bound <= column_group.SCANNED
+    found = column_group._sizes(data, bound)
+    assert list(found.items()) == list(Counter(data).items())
+
+
+@pytest.mark.parametrize("query", [{}, {"k__not": "C"}])
+@pytest.mark.parametrize("column", ["small", "wide"])
+def test_nulls_sorted_inside_or_after_the_groups_runs_agree_with_the_row_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, query: dict[str, str], column: str
+) -> None:
+    # An integral column with nulls folded by the sort: its nulls stay in their groups' runs
+    # (offset 0, pairs within 30 bits: no filter, a one-byte value) or go after every run
+    # (a filter leaves rows out, or a four-byte value), over parts and blocks.
+    monkeypatch.setattr(column_group, "PART_ROWS", 24)
+    monkeypatch.setattr(column_group, "_LOOK", 8)  # the sort, not the counted pairs
+    layouts = []
+    fold = column_group._fold_sorted
+
+    def spy(*args: object) -> None:
+        layouts.append(args[-1] is not None)
+        fold(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(column_group, "_fold_sorted", spy)
+    data = []
+    for i in range(3 * BLOCK):
+        null = i % 5 == 0
+        small = "" if null else (i * 37) % 200 - 100
+        wide = "" if null else (i * i * 7919 + i) % 5_000_000 - 2_500_000
+        data.append([i, "ABC"[i % 3], f"2023-01-{1 + i % 9:02d}", small, wide])
+    text = _csv(["n", "k", "day", "small", "wide"], data)
+    with columns_of(tmp_path, text) as (dataset, reader):
+        columns = dataset.meta["columns"]
+        parsed = parse(query, columns)
+        agg = f"count,sum:{column},mean:{column},min:{column},max:{column},distinct:{column}"
+        for by in ("k", "k,day"):
+            positions, aggregates = aggregate.parse(by, agg, columns)
+            found = group_by(ColumnSelection(reader, parsed), positions, aggregates, 1000)
+            same(found, aggregate.group_by(dataset, parsed, positions, aggregates, 1000))
+    assert layouts
+    assert all(layouts) if column == "small" and not query else not any(layouts)
