@@ -18,7 +18,7 @@ from charts import data, encoding
 from streaming import filter as filters
 from streaming.options import ROLES
 from streaming.read import Dataset
-from streaming.roles import CATEGORY_MAX, date_part_name, role_of
+from streaming.roles import CATEGORY_MAX, date_part_name, role_of, roles_of
 
 __all__ = ["CATEGORY_MAX", "ROLES", "Column", "classified", "classify", "columns_and_sample"]
 
@@ -61,16 +61,9 @@ def classified(
     given: Mapping[str, str] | None,
 ) -> list[Column]:
     """The columns (METADATA's ``columns``) with their roles, ``given`` ones first."""
-    given = given or {}
+    roles = roles_of(columns, stats, sample, given)
     return [
-        classify(
-            c["name"],
-            i,
-            c["type"],
-            stats.get(c["name"]) or {},
-            [row[i] for row in sample if row[i] is not None],
-            given.get(c["name"]),
-        )
+        Column(c["name"], i, c["type"], stats.get(c["name"]) or {}, roles[c["name"]])
         for i, c in enumerate(columns)
     ]
 

@@ -101,7 +101,17 @@ def decided_roles(
         lines = (folder / SAMPLE_FILE).read_bytes().splitlines()
     except FileNotFoundError:
         lines = []
-    sample = [orjson.loads(line) for line in lines]
+    return roles_of(columns, stats, [orjson.loads(line) for line in lines], given)
+
+
+def roles_of(
+    columns: Sequence[Mapping[str, Any]],
+    stats: Mapping[str, Any],
+    sample: Sequence[Sequence[Any]],
+    given: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """Every column's role, by name, from its statistics and the sample's rows (lists in
+    the columns' order), ``given`` winning where a column's type allows it."""
     given = given or {}
     return {
         c["name"]: role_of(
