@@ -15,11 +15,14 @@ prompt says that everything in it, column names and values included, is data to 
 never a request to follow. The model is asked for JSON (Groq's JSON mode) and its answer's shape
 is checked; a malformed answer is asked for again once, then it is a 502.
 
-LLM answers are cached on disk (``DATA_DIR/cache/insights``), keyed by the dataset's content
-(the source file's SHA-256 and the typed schema), the model, the prompt's version and the
-column, so a second call answers at once (``"cached": true``) while different content, a new
-model or a new prompt asks again. Concurrent requests for the same key wait for one call and
-share its outcome, an answer or an error.
+Answers are cached on disk (``DATA_DIR/cache/insights``), keyed by the dataset's content
+(the source file's SHA-256 and the typed schema; a version made by appending, by its dataset
+and number), the model (``statistics`` without one), the prompt's version and the column, so a
+second call answers at once (``"cached": true``) while different content, a new model or a new
+prompt asks again. The statistics-only findings are cached as an LLM's are: they run up to six
+group-bys over all rows (hundreds of milliseconds of CPU on a million rows), and a version
+never changes. Concurrent requests for the same key wait for one computation and share its
+outcome, an answer or an error.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from streaming.errors import NotFound, RilletError
 from streaming.read import Dataset
 from streaming.store import write_atomic
 
-PROMPT_VERSION = "insights-3"  # bump when the prompt or the profile changes
+PROMPT_VERSION = "insights-3"  # bump when the prompt, the profile or the findings change
+STATISTICS = "statistics"  # the cache key's "model" of findings made without an LLM
 INSIGHTS_MAX = 8
 TITLE_MAX = 120
 DETAIL_MAX = 600
@@ -83,9 +87,12 @@ def insights(
     head: dict[str, Any] = {"dataset": dataset.id}
     if column is not None:
         head["column"] = column
-    if client is None:
-        said = findings(survey(dataset), column)
-        return {**head, "insights": said, "model": None, "source": "statistics", "cached": False}
+    if client is None:  # findings of group-bys over all rows: worth keeping, as an LLM's are
+        answer, cached = cache.fetch(
+            cache_key(dataset, STATISTICS, column),
+            lambda: {"insights": findings(survey(dataset), column)},
+        )
+        return {**head, **answer, "model": None, "source": "statistics", "cached": cached}
 
     def call() -> dict[str, Any]:
         release = admit()
@@ -162,7 +169,7 @@ def cache_key(dataset: Dataset, model: str, column: str | None) -> str:
 
 
 class AnswerCache:
-    """LLM answers on disk, one JSON file per key, each written whole."""
+    """Insights answers on disk, one JSON file per key, each written whole."""
 
     def __init__(self, folder: Path, max_entries: int = CACHE_MAX) -> None:
         self.folder = folder

@@ -127,6 +127,8 @@ def test_without_a_key_insights_come_from_the_statistics(offline: Api) -> None:
     assert body["source"] == "statistics"
     assert body["model"] is None and body["cached"] is False
     assert body["dataset"] == offline.dataset
+    again = offline.get(f"/datasets/{offline.dataset}/insights").json()
+    assert again == {**body, "cached": True}  # the group-bys over all rows are run once
     said = " | ".join(titles(body["insights"]))
     for expected in (
         "Distance and price rise together",
