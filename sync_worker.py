@@ -65,6 +65,7 @@ class Worker:
         self.store = Store(settings.data_dir)
         self.jobs = Jobs(self.store)
         self.schedules = Schedules(settings.data_dir, now, settings.source_backoff_max)
+        self._adopted = False  # adopt_old_sources has run in this process
         self.outbox = Outbox(settings.data_dir, now)
         self.in_process = in_process
         self._wake = threading.Event()
@@ -175,6 +176,22 @@ class Worker:
             self._ended(job_id)  # failed for good (or done): its schedule and webhook
         self.store.empty_trash()
         self.store.drop_stale_incoming()
+        self.adopt_old_sources()
+
+    def adopt_old_sources(self) -> None:
+        """Give a schedule file to each source created before schedules were kept on disk
+        (its ``every`` was in its job record alone): without one it would never be due. Once
+        a process: every source made since has its file from its creation."""
+        if self._adopted:
+            return
+        self._adopted = True
+        for dataset_id in self.store.ready_ids():
+            if self.schedules.get(dataset_id) is not None:
+                continue
+            job = self.jobs.find(Store.job_of(dataset_id))
+            source = (job or {}).get("source") or {}
+            if "url" in source and self.schedules.adopt(dataset_id, source.get("every")):
+                log.info("worker: %s, a source without a schedule, is given one", dataset_id)
 
     def give_columns(self) -> None:
         """Build, once each, the columns of ready datasets synced before columns existed (in a

@@ -86,6 +86,18 @@ class Schedules:
         with self._locked(dataset_id):
             write_atomic(self._path(dataset_id), orjson.dumps(state))
 
+    def adopt(self, dataset_id: str, every: int | None) -> bool:
+        """The schedule of a source created before schedules were kept (its ``every`` in its
+        job record alone), due at once when it has an ``every``: it catches up once, then
+        keeps time. False if it had one already."""
+        state: dict[str, Any] = {name: None for name in SHOWN} | {"every": every, "failures": 0}
+        state["next_sync_at"] = iso(self.now()) if every else None
+        with self._locked(dataset_id):
+            if self._path(dataset_id).exists():
+                return False
+            write_atomic(self._path(dataset_id), orjson.dumps(state))
+        return True
+
     def forget(self, dataset_id: str) -> None:
         self._path(dataset_id).unlink(missing_ok=True)
         (self.folder / f"{dataset_id}.lock").unlink(missing_ok=True)

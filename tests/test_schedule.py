@@ -427,3 +427,28 @@ def test_a_sync_whose_worker_kept_dying_fails_into_the_backoff(
     source = _source(client, dataset)
     assert source["failures"] == 2 and source["last_error"]["code"] == "sync_interrupted"
     assert source["next_sync_at"] == iso(clock.t + 240)
+
+
+def test_a_source_made_before_schedules_were_kept_is_adopted_once_and_due(
+    app: Rillet, client: httpx.Client, origin: FakeOrigin, clock: Clock
+) -> None:
+    """A source created by a server that kept ``every`` in the job record alone (no schedule
+    file) gets its schedule when a worker starts, due at once: it catches up, then keeps time.
+    Uploads get none."""
+    dataset = _synced(client, _worker(app, clock), origin.url("/data.csv"), every=HOUR)
+    uploaded = client.post(
+        "/datasets", params={"name": "u"}, content=b"a\n1\n", headers={"Content-Type": "text/csv"}
+    ).json()["dataset"]["id"]
+    _run(_worker(app, clock))
+    schedules = app.settings.data_dir / "schedule"
+    (schedules / f"{dataset}.json").unlink()  # as the earlier server left it
+    started = _worker(app, clock)
+    started.recover()
+    state = Schedules(app.settings.data_dir).get(dataset)
+    assert state is not None and state["every"] == HOUR
+    assert state["next_sync_at"] == iso(clock.t)
+    assert Schedules(app.settings.data_dir).get(uploaded) is None
+    assert started.schedule_due() == 1 and _run(started) == 1
+    assert _source(client, dataset)["next_sync_at"] == iso(clock.t + HOUR)
+    # Once a process, and never over a schedule that exists.
+    assert Schedules(app.settings.data_dir).adopt(dataset, 60) is False
