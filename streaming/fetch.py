@@ -29,6 +29,7 @@ A fetch again of a dataset that has data is conditional: ``If-None-Match`` and
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -103,6 +104,14 @@ class GuardedBackend(httpcore.SyncBackend):
         raise error or httpcore.ConnectError(f"no address for {host!r}")
 
 
+@functools.lru_cache(maxsize=4)
+def _tls(ca_file: str) -> ssl.SSLContext:
+    """The TLS settings of every fetch and webhook, made once a process: loading the system's
+    certificate authorities takes about 18 ms, most of a 304's re-sync. A context is safe to
+    share between connections and threads."""
+    return ssl.create_default_context(cafile=ca_file or None)
+
+
 def guarded_client(allow_private: bool, timeout: float, ca_file: str = "") -> httpx.Client:
     """An httpx client whose every connection goes through ``GuardedBackend``; no proxies
     from the environment (a proxy would connect for us, unchecked), no redirects of its own.
@@ -110,7 +119,7 @@ def guarded_client(allow_private: bool, timeout: float, ca_file: str = "") -> ht
     transport = httpx.HTTPTransport(retries=0)
     # httpx takes no network backend, so its pool is replaced by one with ours (same TLS).
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=ssl.create_default_context(cafile=ca_file or None),
+        ssl_context=_tls(ca_file),
         network_backend=GuardedBackend(allow_private),
         retries=0,
     )
