@@ -98,25 +98,9 @@ class Finder(Protocol):
 class _RowScan:
     """Pages found by scanning the stored rows (``streaming.scan``)."""
 
-    def count(self, dataset: Dataset, selection: Selection) -> int:
-        return scan.count(dataset, selection)
-
-    def page(
-        self, dataset: Dataset, selection: Selection, start: int, skip: int, limit: int
-    ) -> tuple[list[list[Any]], int | None]:
-        return scan.page(dataset, selection, start, skip, limit)
-
-    def sorted_page(
-        self,
-        dataset: Dataset,
-        selection: Selection,
-        position: int,
-        descending: bool,
-        kind: str,
-        skip: int,
-        limit: int,
-    ) -> list[list[Any]]:
-        return scan.sorted_page(dataset, selection, position, descending, kind, skip, limit)
+    count = staticmethod(scan.count)
+    page = staticmethod(scan.page)
+    sorted_page = staticmethod(scan.sorted_page)
 
 
 ROWS = _RowScan()
