@@ -25,11 +25,14 @@ and each run is folded with ``math.fsum``.
 
 Groups, their order (first seen) and the ``max_groups`` cut are the row path's; each group's
 totals are kept in flat lists (a ``_Group`` per group costs ~370 bytes, 3.7 MiB for 10,000
-groups) and come out through ``aggregate._result``. Counts and the sorted runs' totals come
-out of C maps for every group in group order (through each group's id in the current
-layout, ``_Totals.order``) and are added list to list: no Python statement per group per
-part. A part whose ids are one byte of a key with few possible values counts them by
-``bytes.count``.
+groups) and come out through ``aggregate._result``. Counts come out of C maps for every
+group in group order (through each group's id in the current layout, ``_Totals.order``) and
+are added list to list: no Python statement per group per part. The sorted runs' totals are
+added list to list in the order of the layout's ids instead (``_Waiting``), as few of them as
+a part allows (the runs' sums of pairs and lengths; the values' sums are worked out once per
+way of storing the column), and reach the groups when the layout's ids change: a 5,840-group
+answer on 1M rows 420 -> 310 ms. A part whose ids are one byte of a key with few possible
+values counts them by ``bytes.count``.
 """
 
 from __future__ import annotations
@@ -74,6 +77,13 @@ class _Totals:
         self.sets: dict[int, list[set[Any] | None]] = {p: [] for p in self.sums}
         self.typed: dict[int, Decode] = {}  # a kept least or greatest number -> its value
         self.uncounted: set[int] = set()  # columns with too many (id, value) pairs to count
+        # The sorted runs' totals wait here in the order of the layout's ids (``known``, each
+        # id's group in ``known_groups``, -1 when left out) and reach the groups' lists when
+        # the ids change (``flush``): a part adds them list to list in id order.
+        self.known: list[int] = []
+        self.known_groups: list[int] = []
+        self.known_from: dict[int, int] | None = None  # the ids ``known`` was made from
+        self.pending: dict[int, _Waiting] = {}
 
     def new(self, local: int) -> int:
         self.counts.append(0)
@@ -88,7 +98,53 @@ class _Totals:
 
     def forget_order(self) -> None:
         """Local ids mean other keys from here on (a new layout, or a number key's part)."""
+        self.grown()
         self.order = [_ABSENT] * len(self.counts)
+
+    def grown(self) -> None:
+        """The layout has ids it did not have: ``known`` is made again when next asked."""
+        self.flush()
+        self.known_from = None
+
+    def known_ids(self, seen: dict[int, int]) -> list[int]:
+        """The layout's ids, those of ``seen`` (local id -> group, -1: left out), in order."""
+        if self.known_from is not seen:
+            self.flush()
+            self.known = sorted(seen)
+            self.known_groups = list(map(seen.__getitem__, self.known))
+            self.known_from = seen
+        return self.known
+
+    def waiting(self, p: int, functions: set[str]) -> _Waiting:
+        """Column ``p``'s sorted runs' totals waiting in the order of the known ids."""
+        found = self.pending.get(p)
+        if found is None:
+            found = self.pending[p] = _Waiting(len(self.known), functions)
+        return found
+
+    def flush(self) -> None:
+        """Add the waiting totals into their groups, list to list in group order."""
+        if not self.pending:
+            return
+        absent = len(self.known)
+        where = [absent] * len(self.counts)  # each group's place among the known ids
+        for i, g in enumerate(self.known_groups):
+            if g >= 0:
+                where[g] = i
+
+        def gathered(found: list[Any] | None, fill: Any) -> list[Any] | None:
+            return None if found is None else list(map((found + [fill]).__getitem__, where))
+
+        for p, waiting in self.pending.items():
+            waiting.settle(self.known)
+            self.add_aligned(
+                p,
+                gathered(waiting.sums, 0),
+                list(map((waiting.ns + [0]).__getitem__, where)),
+                gathered(waiting.lows, _HIGHEST),
+                gathered(waiting.highs, _LOWEST),
+            )
+        self.pending = {}
 
     def add(
         self,
@@ -147,6 +203,45 @@ class _Totals:
         return group
 
 
+class _Waiting:
+    """One aggregated integral column's sorted runs' totals, in the order of the layout's
+    known ids, until they change.
+
+    While the column is stored alike (``regime``: its value's bits, low and scale) a part
+    adds only its runs' sums of (id, value) pairs and their lengths (``raw``, ``runs``) and
+    its count of values (``ns``): the values' sums are worked out once a regime
+    (``settle``), less each id's part (id << bits, once per row of its runs), times the
+    scale, plus the low once per value."""
+
+    def __init__(self, size: int, functions: set[str]) -> None:
+        self.ns = [0] * size  # values, every regime
+        self.sums = [0] * size if functions & {"sum", "mean"} else None  # settled regimes
+        self.lows = [_HIGHEST] * size if "min" in functions else None
+        self.highs = [_LOWEST] * size if "max" in functions else None
+        self.regime: tuple[int, int, int] | None = None
+        self.raw: list[int] = []
+        self.runs: list[int] = []
+        self.ns_before: list[int] = []  # ns when the regime began
+
+    def enter(self, regime: tuple[int, int, int], known: list[int]) -> None:
+        if regime == self.regime:
+            return
+        self.settle(known)
+        if self.sums is not None:
+            self.regime, self.ns_before = regime, self.ns
+            self.raw = self.runs = [0] * len(known)
+
+    def settle(self, known: list[int]) -> None:
+        if self.regime is None or self.sums is None:
+            return
+        bits, low, scale = self.regime
+        offsets = map(sub, self.raw, map(mul, map(lshift, known, repeat(bits)), self.runs))
+        values = map(sub, self.ns, self.ns_before)
+        found = map(add, map(mul, offsets, repeat(scale)), map(mul, values, repeat(low)))
+        self.sums = list(map(add, self.sums, found))
+        self.regime = None
+
+
 _ABSENT = 1 << 256  # the local id of a group not met in the current layout: above every id
 _HIGHEST, _LOWEST = math.inf, -math.inf  # no value yet (stored floats are finite)
 _MISSING = (_LOWEST, _HIGHEST)  # by "no value here": a part's guard for its least
@@ -192,6 +287,7 @@ def group_by(
             part = _Part(reader, block, start, stop, flags, ranked, seen)
             if part.matched:
                 truncated |= _fold_part(part, by, measured, totals, numbers, max_groups)
+    totals.flush()
     names = [reader.dataset.names[p] for p in by]
     keyed = numbers.items()
     pairs = len(by) > 1
@@ -260,10 +356,11 @@ def _fold_part(
     ids = _packed(planes + ([part.missed] if part.missed is not None else []), part.rows)
     sizes = _sizes(ids, _id_bound(part, by) if isinstance(ids, bytes) else None)
     seen = part.seen  # id -> group number (-1: left out), kept while ids mean the same
-    truncated = False
+    truncated = grown = False
     for local in filterfalse(seen.__contains__, sizes):
         if local >> (8 * len(planes)):
             continue  # left out by the filters
+        grown = True
         key = decode(local)
         g = numbers.get(key)
         if g is None:
@@ -274,7 +371,11 @@ def _fold_part(
         else:
             totals.order[g] = local
         seen[local] = g
-    truncated = -1 in map(seen.get, sizes)  # (rows the filters left out: not in seen)
+    if grown:
+        totals.grown()
+    # A group is left out (-1) only once max_groups are kept. (Rows the filters left out
+    # are not in seen.)
+    truncated = len(numbers) >= max_groups and -1 in map(seen.get, sizes)
     totals.counts = list(map(add, totals.counts, map(sizes.get, totals.order, repeat(0))))
     if truncated and not any(map(sizes.__contains__, totals.order)):
         return truncated  # every group of the part was left out
@@ -521,61 +622,52 @@ def _fold_sorted(
     One sort of (id, value) as plain integers: each group's values are one run, in order,
     and the rows left out (filtered, null) sort after every group's. The runs come in the
     order of their ids, each as long as its id's rows with a value (``sizes`` less the
-    nulls, counted in C): every group's run, in group order (an absent group's empty), its
-    sum, first and last come out of C maps."""
+    nulls, counted in C): the run of every id the layout knows (``totals.known``; an id
+    absent here has an empty one), its sum, first and last come out of C maps in id order
+    and wait there (``totals.waiting``) until the known ids change."""
     bits, low, scale = numbers
     segment = part.segment(position)
-    id_limit = 1 << (8 * len(id_planes))
-    ordered = sorted(filter(id_limit.__gt__, sizes))
+    known = totals.known_ids(part.seen)
+    rows = list(map(sizes.get, known, repeat(0)))  # each id's rows here, nulls included
     nulls = part.nulls(segment) if segment.nulls else None
     empty_rows: Counter[int] = Counter()  # each id's rows without a value
-    if inside is not None:  # the null rows' id planes, picked as bytes (no integer a row)
-        picked = [bytes(compress(plane, inside)) for plane in id_planes]
-        empty_rows = Counter(_packed(picked, inside.count(1)))
+    if inside is not None:  # (no rows left out by the filters: ids are the key's alone)
+        empty_rows = Counter(compress(ids, inside))
     elif nulls is not None:  # the nulls kept by the filters sorted after every run, by id
+        id_limit = 1 << (8 * len(id_planes))
         id_span = 1 << (bits + 8 * len(id_planes))
         null_bit = id_span << (8 if part.missed is not None else 0)
         first = bisect_left(pairs, null_bit)
         kept_nulls = pairs[first : bisect_left(pairs, null_bit + id_span, first)]
         empty_rows = Counter(map(and_, map(rshift, kept_nulls, repeat(bits)), repeat(id_limit - 1)))
-    lengths: Any = map(sizes.__getitem__, ordered)
-    if inside is None:  # each run as long as its id's rows with a value
-        lengths = map(sub, lengths, map(empty_rows.get, ordered, repeat(0)))
-    run_stops = list(accumulate(lengths))
-    lengths = None
-    end = run_stops[-1] if run_stops else 0
-    run_stops.append(end)  # the run of a group absent here: empty
-    runs = dict(zip(ordered, count()))
-    found = list(map(runs.get, totals.order, repeat(len(ordered))))
-    stops = list(map(run_stops.__getitem__, found))
-    ns = list(
-        map(
-            sub,
-            map(sizes.get, totals.order, repeat(0)),
-            map(empty_rows.get, totals.order, repeat(0)),
-        )
-    )
+    ns = list(map(sub, rows, map(empty_rows.get, known, repeat(0)))) if empty_rows else rows
+    lengths = rows if inside is not None else ns  # each run's, nulls inside it included
+    ends = list(accumulate(lengths))
+    slices = map(slice, [0] + ends[:-1], ends)
+    waiting = totals.waiting(position, functions)
+    waiting.enter(numbers, known)
+    waiting.ns = list(map(add, waiting.ns, ns))
+    if waiting.sums is not None:  # each run's sum of pairs, and its length
+        waiting.raw = list(map(add, waiting.raw, map(sum, map(pairs.__getitem__, slices))))
+        waiting.runs = list(map(add, waiting.runs, lengths))
+    if waiting.lows is None and waiting.highs is None and "distinct" not in functions:
+        return
+    stops = ends
     starts = list(map(sub, stops, ns))  # a run's values: its last ns
-    empty_rows = None  # type: ignore[assignment]
-    bases = list(map(lshift, totals.order, repeat(bits)))
-    sums = None
-    if functions & {"sum", "mean"}:  # each run's sum, less its id part
-        totals_of_runs = map(sum, map(pairs.__getitem__, map(slice, starts, stops)))
-        offsets = map(sub, totals_of_runs, map(mul, bases, ns))
-        sums = map(add, map(mul, offsets, repeat(scale)), map(mul, ns, repeat(low)))
-    pairs.append(0)  # a run ending at 0 or starting at ``end`` reads it; the guard drops it
+    bases = list(map(lshift, known, repeat(bits)))
+    pairs.append(0)  # a run ending at 0 or starting at its end reads it; the guard drops it
     empty = list(map(not_, ns))
-    lows = highs = None
-    if "min" in functions:
+    if waiting.lows is not None:
         firsts = map(sub, map(pairs.__getitem__, starts), bases)
         lows = map(max, _numbers(firsts, low, scale), map(_MISSING.__getitem__, empty))
-    if "max" in functions:
+        waiting.lows = list(map(min, waiting.lows, lows))
+    if waiting.highs is not None:
         lasts = map(sub, map(pairs.__getitem__, map(sub, stops, repeat(1))), bases)
         highs = map(min, _numbers(lasts, low, scale), map(_FOUND.__getitem__, empty))
-    totals.add_aligned(position, sums, ns, lows, highs)
+        waiting.highs = list(map(max, waiting.highs, highs))
     if "distinct" in functions:
-        for g, base, start, stop in zip(count(), bases, starts, stops):
-            if stop > start:
+        for g, base, start, stop in zip(totals.known_groups, bases, starts, stops):
+            if stop > start and g >= 0:
                 distinct = dict.fromkeys(pairs[start:stop])
                 totals.distinct(position, g, map(value, map(sub, distinct, repeat(base))))
 
