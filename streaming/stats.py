@@ -69,7 +69,11 @@ class ColumnStats:
             self.values.update(values)
         if self.kind == "datetime":
             # ISO text orders by time only at one precision: "…:00Z" sorts after "…:00.5Z".
-            self._extremes(min(values, key=moment), max(values, key=moment))
+            # A batch of one length is of one precision (and all with "Z" or all without).
+            if len(set(map(len, values))) == 1:
+                self._extremes(min(values), max(values))
+            else:
+                self._extremes(min(values, key=moment), max(values, key=moment))
         elif self.kind in ("integer", "number", "date"):
             self._extremes(min(values), max(values))
         if self.numeric is not None and self.quantiles is not None:

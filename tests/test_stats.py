@@ -239,6 +239,26 @@ def test_datetime_min_and_max_are_by_time_not_by_text(values, low, high):
     assert (moments[0], moments[-1]) == (low, high)
 
 
+@given(
+    moments=st.lists(  # a few seconds apart, some whole: "…:01Z" sorts after "…:01.5Z"
+        st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2020, 1, 1, 0, 0, 3))
+        | st.integers(0, 3).map(lambda s: datetime(2020, 1, 1, 0, 0, s)),
+        min_size=1,
+        max_size=40,
+    ),
+    zulu=st.booleans(),
+    batch=st.integers(1, 8),
+)
+def test_datetime_extremes_of_batches_of_one_precision_or_many_are_by_time(moments, zulu, batch):
+    """A batch of texts of one length is compared as text, any other by its moment."""
+    values = [m.isoformat() + ("Z" if zulu else "") for m in moments]
+    got = column_stats("datetime", values, batch=batch)
+    assert (got["min"], got["max"]) == (
+        min(values, key=lambda text: moments[values.index(text)]),
+        max(values, key=lambda text: moments[values.index(text)]),
+    )
+
+
 def test_date_min_and_max():
     got = column_stats("date", ["2023-05-01", None, "1999-12-31", "2024-02-29"], batch=2)
     assert (got["min"], got["max"]) == ("1999-12-31", "2024-02-29")
