@@ -34,13 +34,14 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import struct
 import zlib
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from functools import lru_cache
 from itertools import accumulate, compress, repeat
-from operator import and_, gt, lt, mul, rshift, xor
+from operator import and_, gt, lt, rshift
 from typing import Any
 
 EXACT_LIMIT = 4096
@@ -48,6 +49,7 @@ _MASK64 = (1 << 64) - 1
 
 
 _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xD6E8FEB86659FD93  # odd 64-bit constants
+_ZERO = bytes([1]) + bytes(255)  # translates a zero byte to 1, any other to 0
 
 
 def hash64(values: Iterable[Hashable], mix: bool) -> list[int]:
@@ -58,13 +60,50 @@ def hash64(values: Iterable[Hashable], mix: bool) -> list[int]:
     finalizer in the manner of MurmurHash3's fmix64. Without ``mix`` (texts): CRC-32 of the
     UTF-8 text through the same finalizer.
     """
+    lanes, n = _hash_lanes(values, mix)
+    return list(_unpacked(lanes, n))
+
+
+def _hash_lanes(values: Iterable[Hashable], mix: bool) -> tuple[int, int]:
+    """``hash64`` of every value at once, and how many: the hashes lie in one integer, hash i
+    in bits 128 i to 128 i + 63 (a lane of 128 bits, so a hash times a 64-bit constant stays in
+    its own). The finalizer is then six operations on that integer, each one C loop over its
+    digits, instead of six operations a value (a batch of 2,048 integers: 430 -> 200 us)."""
     if not mix:
         texts = map(str.encode, map(str, values), repeat("utf-8"), repeat("surrogatepass"))
-        values = map(zlib.crc32, texts)
-    h = list(map(and_, map(mul, map(hash, values), repeat(_MIX1)), repeat(_MASK64)))
-    return list(
-        map(and_, map(mul, map(xor, h, map(rshift, h, repeat(32))), repeat(_MIX2)), repeat(_MASK64))
-    )
+        values = map(zlib.crc32, texts)  # below 2**32: its own hash
+    hashes = list(map(hash, values))
+    n = len(hashes)
+    if not n:
+        return 0, 0
+    packed = struct.pack(f"<{n}q", *hashes)  # Python's hashes are signed 64-bit
+    wide = bytearray(16 * n)
+    for i in range(8):
+        wide[i::16] = packed[i::8]
+    low = _lanes_mask(_MASK64, n)
+    lanes = int.from_bytes(wide, "little") * _MIX1 & low
+    lanes = (lanes ^ lanes >> 32) & low
+    return lanes * _MIX2 & low, n
+
+
+def _unpacked(lanes: int, n: int) -> tuple[int, ...]:
+    """The hashes in ``_hash_lanes``'s lanes."""
+    wide = lanes.to_bytes(16 * n, "little")
+    narrow = bytearray(8 * n)
+    for i in range(8):
+        narrow[i::8] = wide[i::16]
+    return struct.unpack(f"<{n}Q", narrow)
+
+
+@lru_cache(maxsize=16)
+def _lanes_mask_of(pattern: int, lanes: int) -> int:
+    return int.from_bytes(pattern.to_bytes(16, "little") * lanes, "little")
+
+
+def _lanes_mask(pattern: int, n: int) -> int:
+    """``pattern`` in each of at least ``n`` lanes (a mask longer than the integer it cuts
+    costs nothing more: ``&`` stops at the shorter)."""
+    return _lanes_mask_of(pattern, 1 << max(n - 1, 1).bit_length())
 
 
 class HyperLogLog:
@@ -82,14 +121,38 @@ class HyperLogLog:
         self._limit = 1 << self._RANK_BITS
         self._updates = 0
 
-    def update(self, hashes: list[int]) -> None:
+    def add(self, values: Iterable[Hashable], mix: bool) -> None:
+        """Count values, by their ``hash64``. The cheap cut of ``update`` is made on the
+        hashes' lanes first (the bits of a hash's low part that reach the largest bit length
+        kept, zero or not, for all at once), so that only hashes that may lower a register
+        become integers."""
+        lanes, n = _hash_lanes(values, mix)
+        if not n:
+            return
+        kept = self._limit.bit_length() - 1
+        if kept >= self._RANK_BITS:
+            self._lower(list(_unpacked(lanes, n)))
+            return
+        beyond = ((1 << self._RANK_BITS) - 1) ^ ((1 << kept) - 1)  # bits kept .. RANK_BITS-1
+        cut = (lanes & _lanes_mask(beyond, n)).to_bytes(16 * n, "little")
+        reached = 0
+        for i in range(kept // 8, -(-self._RANK_BITS // 8)):  # the bytes holding those bits
+            reached |= int.from_bytes(cut[i::16], "little")
+        below = reached.to_bytes(n, "little").translate(_ZERO)  # 1 where none is set
+        self._lower(list(compress(_unpacked(lanes, n), below)))
+
+    def update(self, hashes: Sequence[int]) -> None:
+        """Count values by their ``hash64`` (``add`` hashes them too)."""
+        low = (1 << self._RANK_BITS) - 1
+        # Everything but the register writes runs in C. First a cheap cut: a hash whose low
+        # bits reach 2**(the largest bit length kept) cannot lower any register.
+        lows = map(and_, hashes, repeat(low))
+        self._lower(list(compress(hashes, map(gt, repeat(self._limit), lows))))  # gt: no wrapper
+
+    def _lower(self, found: list[int]) -> None:
+        """Lower the registers of the hashes past the cheap cut."""
         registers = self._registers
         shift, low = self._RANK_BITS, (1 << self._RANK_BITS) - 1
-        # Everything but the register writes runs in C. First a cheap cut: a hash whose low
-        # bits reach 2**(the largest bit length kept) cannot lower any register; past a few
-        # hundred thousand values most hashes go here.
-        lows = map(and_, hashes, repeat(low))
-        found = list(compress(hashes, map(gt, repeat(self._limit), lows)))  # gt: no method-wrapper
         slots = list(map(rshift, found, repeat(shift)))
         lengths = list(map(int.bit_length, map(and_, found, repeat(low))))
         # Then the exact test against each hash's own register; only real updates are left
@@ -167,7 +230,7 @@ class ValueCounts:
         else:
             batch = Counter(values)
         assert self._hll is not None
-        self._hll.update(hash64(batch, self._mix))
+        self._hll.add(batch, self._mix)
         self._merge(batch)
 
     def _merge(self, batch: Counter[Hashable]) -> None:
@@ -225,7 +288,7 @@ class ValueCounts:
             else:
                 batch = Counter(other._exact)
             assert self._hll is not None
-            self._hll.update(hash64(batch, self._mix))
+            self._hll.add(batch, self._mix)
             self._merge(batch)
             return
         assert other._hll is not None
@@ -235,7 +298,7 @@ class ValueCounts:
         assert self._hll is not None
         if mine is not None:  # the other's sketch, with my exact counts as a batch
             self._counts, self.top_error = dict(other._counts), other.top_error
-            self._hll.update(hash64(mine, self._mix))
+            self._hll.add(mine, self._mix)
             self._merge(mine)
             return
         self._hll.merge(other._hll)
