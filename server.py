@@ -22,11 +22,12 @@ from streaming.errors import SettingError
 from streaming.memory import limit_malloc_arenas
 from streaming.settings import Settings
 from streaming.store import Store
-from streaming.web import cli
+from streaming.web import cli, reads
 from streaming.web.app import create_app
 from streaming.web.auth import KeyRing
 from streaming.web.compress import Compress
 from streaming.web.drain import serve_draining
+from streaming.web.share import Sharing, inherited_shared_socket, route_answer, shared_socket
 from streaming.web.state import VERSION, Rillet
 from streaming.web.workers import (
     Supervisor,
@@ -77,7 +78,9 @@ def serve(settings: Settings) -> None:
         sync_worker.run_in_thread(settings)
     _announce(settings, f"{settings.workers} processes")
     command = [sys.executable, str(Path(__file__).resolve()), "worker"]
-    supervisor = Supervisor(command, sock, settings.workers, settings.drain_seconds)
+    supervisor = Supervisor(
+        command, sock, settings.workers, settings.drain_seconds, shared_socket()
+    )
     supervisor.run()
     if supervisor.failed:
         raise SettingError("the serving processes kept dying as they started: see the log above")
@@ -90,7 +93,12 @@ def serve_worker(settings: Settings) -> None:
         raise SettingError("`python server.py worker` is started by `python server.py` only")
     limit_malloc_arenas()
     exit_with_parent()
-    _waitress(Rillet(settings), sockets=[sock])
+    rillet = Rillet(settings)
+    shared = inherited_shared_socket()
+    if shared is not None:
+        rillet.sharing = Sharing(shared, route_answer(rillet, reads.SHARED))
+        rillet.sharing.start()
+    _waitress(rillet, sockets=[sock])
 
 
 def _announce(settings: Settings, processes: str) -> None:
@@ -120,7 +128,8 @@ def _waitress(rillet: Rillet, **where: Any) -> None:
         expose_tracebacks=False,
         **where,
     )
-    serve_draining(server, settings.drain_seconds)
+    sharing = rillet.sharing
+    serve_draining(server, settings.drain_seconds, sharing.refuse if sharing else lambda: None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("rillet.server")
@@ -24,9 +25,10 @@ log = logging.getLogger("rillet.server")
 POLL_SECONDS = 0.05
 
 
-def serve_draining(server: Any, grace: float) -> None:
+def serve_draining(server: Any, grace: float, stopping: Callable[[], None] = lambda: None) -> None:
     """Run a waitress server (from ``waitress.create_server``) until SIGINT, or until SIGTERM
-    and the drain that follows it end. Call from the main thread."""
+    and the drain that follows it end (``stopping`` is told when it begins: it may only set
+    flags). Call from the main thread."""
     channels: dict[int, Any] = server.map if hasattr(server, "map") else server._map
 
     def on_term(signum: int, frame: Any) -> None:
@@ -35,6 +37,7 @@ def serve_draining(server: Any, grace: float) -> None:
         # lock to take. The drain thread closes the listeners from inside the loop.
         for listener in _listeners(channels):
             listener.accepting = False
+        stopping()
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM changes nothing
         # The drain ends in a real SIGINT: it interrupts the loop's select() at once, and
         # waitress stops on the KeyboardInterrupt that Python's handler raises. That handler

@@ -8,7 +8,7 @@ holds this response already, run the query, encode the answer. Only the encoding
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from typing import Any, Protocol
 
 import orjson
@@ -67,9 +67,12 @@ def _read(
     dataset_id: str,
     parse: Callable[[Dataset, Values, Settings], Parsed],
     respond: Respond,
+    shared: str | None = None,
 ) -> Answer:
     """Open, parse (400s), 304 if the client has it, run and encode; ``respond`` may keep the
-    held resources for a streamed body (``held.pop_all()``)."""
+    held resources for a streamed body (``held.pop_all()``). A question that computes, asked
+    while this process computes another, goes to the first process free (``shared``: the
+    route's name in SHARED; ``streaming.web.share``)."""
     version = params.version(call.params)
     with ExitStack() as held:  # closed here on any error; else the stream owns them
         dataset = held.enter_context(open_dataset(rillet.store, rillet.jobs, dataset_id, version))
@@ -77,9 +80,15 @@ def _read(
         etag = etag_of(dataset_id, call, dataset.version)
         if (cached := not_modified(etag, call)) is not None:
             return cached
-        answer = respond(dataset, query, held)
-        if query.scans and not isinstance(answer.body, Streamed):  # a stream releases its own
-            release_memory()  # a scan's garbage, handed back to the system
+        sharing = rillet.sharing if query.scans else None
+        answer = None
+        if sharing is not None and shared is not None:
+            answer = sharing.elsewhere(shared, call, dataset.version)
+        if answer is None:
+            with sharing.computing() if sharing is not None else nullcontext():
+                answer = respond(dataset, query, held)
+            if query.scans and not isinstance(answer.body, Streamed):  # a stream: its own
+                release_memory()  # a scan's garbage, handed back to the system
         answer.headers["ETag"] = etag
         return answer
 
@@ -99,7 +108,8 @@ ROWS = Doc(
 
 def rows(rillet: Rillet, call: Call) -> Answer:
     dataset_id = call.args["dataset_id"]
-    return _read(rillet, call, dataset_id, RowsQuery.parse, _page_of(rillet, call, {}))
+    respond = _page_of(rillet, call, {})
+    return _read(rillet, call, dataset_id, RowsQuery.parse, respond, shared="rows")
 
 
 def _page_of(rillet: Rillet, call: Call, keep: dict[str, str]) -> Respond:
@@ -226,7 +236,7 @@ def stats(rillet: Rillet, call: Call) -> Answer:
         head = orjson.dumps({"dataset": dataset.id, "rows_matched": matched})
         return raw_json(head[:-1] + b',"columns":' + stored + b"}")
 
-    return _read(rillet, call, call.args["dataset_id"], StatsQuery.parse, respond)
+    return _read(rillet, call, call.args["dataset_id"], StatsQuery.parse, respond, "stats")
 
 
 GROUPBY = Doc(
@@ -253,7 +263,7 @@ def groupby(rillet: Rillet, call: Call) -> Answer:
     def respond(dataset: Dataset, query: GroupQuery, held: ExitStack) -> Answer:
         return json_answer({"dataset": dataset.id, **query.run(dataset)})
 
-    return _read(rillet, call, call.args["dataset_id"], GroupQuery.parse, respond)
+    return _read(rillet, call, call.args["dataset_id"], GroupQuery.parse, respond, "groupby")
 
 
 CHART = Doc(
@@ -307,7 +317,7 @@ def chart(rillet: Rillet, call: Call) -> Answer:
         body, media_type = render.image(spec, fmt)
         return Answer(body, 200, {"Content-Type": media_type})
 
-    return _read(rillet, call, call.args["dataset_id"], ChartQuery.parse, respond)
+    return _read(rillet, call, call.args["dataset_id"], ChartQuery.parse, respond, "chart")
 
 
 RECOMMENDED = Doc(
@@ -352,3 +362,8 @@ class _Limit:
     def parse(cls, dataset: Dataset, values: Values, settings: Settings) -> _Limit:
         params.no_filters(values)
         return cls(params.integer(values, "limit", 8, 1, 20))
+
+
+# The routes a busy process may hand to another (``streaming.web.share``): their answers are
+# bodies of bounded size.
+SHARED = {"rows": rows, "stats": stats, "groupby": groupby, "chart": chart}

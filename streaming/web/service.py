@@ -27,6 +27,10 @@ def health(rillet: Rillet, call: Call) -> Answer:
             "uptime_seconds": round(time.monotonic() - rillet.started, 1),
             "open_streams": rillet.streams.taken,
             "llm_calls": rillet.llm_calls.taken,
+            # Questions this process handed to another, and answered for another (web.share).
+            "shared": None
+            if rillet.sharing is None
+            else {"asked": rillet.sharing.asked, "answered": rillet.sharing.answered},
             # httpx is imported only by the LLM routes: the memory they cost shows here.
             "llm_client_loaded": "httpx" in sys.modules,
         }

@@ -13,6 +13,7 @@ from streaming.settings import Settings
 from streaming.store import Store
 from streaming.web.auth import KeyRing, RateLimiter
 from streaming.web.limits import Slots
+from streaming.web.share import Sharing
 
 VERSION = "0.1.0"
 
@@ -38,6 +39,8 @@ class Rillet:
         self.streams = Slots(
             settings.streams_max, "responses are streaming", "STREAMS_MAX", "too_many_streams"
         )
+        # Questions handed among the serving processes (streaming.web.share); None in one.
+        self.sharing: Sharing | None = None
         self.llm_calls = Slots(
             max(1, settings.llm_max // settings.workers),
             "LLM calls are running",

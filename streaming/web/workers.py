@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 from streaming.errors import SettingError
 from streaming.settings import Settings
+from streaming.web.share import SHARE_FD
 
 log = logging.getLogger("rillet.workers")
 LISTEN_FD = "RILLET_LISTEN_FD"  # tells a child which inherited descriptor to serve
@@ -85,11 +86,17 @@ class Supervisor:
     """Starts the children, starts one again when it dies, stops them all on SIGTERM/SIGINT."""
 
     def __init__(
-        self, command: Sequence[str], sock: socket.socket, count: int, grace: float = 10.0
+        self,
+        command: Sequence[str],
+        sock: socket.socket,
+        count: int,
+        grace: float = 10.0,
+        shared: socket.socket | None = None,
     ) -> None:
         self.command = list(command)
         self.grace = grace  # how long a child may drain its answers in flight
         self.sock = sock
+        self.shared = shared  # the socket the children share questions on (web.share)
         self.count = count
         self.children: list[subprocess.Popen[bytes]] = []
         self.started: list[float] = [0.0] * count  # when each slot's child was started
@@ -117,7 +124,11 @@ class Supervisor:
             os.environ,
             **{LISTEN_FD: str(fd), PARENT_PID: str(os.getpid()), "SYNC_WORKER": "off"},
         )
-        return subprocess.Popen(self.command, env=env, pass_fds=(fd,))
+        fds = [fd]
+        if self.shared is not None:
+            env[SHARE_FD] = str(self.shared.fileno())
+            fds.append(self.shared.fileno())
+        return subprocess.Popen(self.command, env=env, pass_fds=fds)
 
     def _replace_dead(self) -> None:
         for i, child in enumerate(self.children):
@@ -139,6 +150,8 @@ class Supervisor:
 
     def stop(self) -> None:
         self.sock.close()  # no new connection waits in a backlog nobody will serve
+        if self.shared is not None:
+            self.shared.close()
         for child in self.children:
             if child.poll() is None:
                 child.terminate()

@@ -1,0 +1,297 @@
+"""Sharing the computing among the serving processes: a question asked of a busy process is
+answered by the first process free to compute it.
+
+WORKERS processes accept connections on one socket (``streaming.web.workers``), so where a
+connection lands is the kernel's choice, made when it opens. A dashboard opening its six tiles
+at once on keep-alive connections may have five of them on one process: they share its one
+core while the other process idles (measured on 1M rows: the six at once in 490 to 600 ms,
+by where the connections landed).
+
+So the processes also share a second socket, a Unix socket the parent listens on (Linux's
+abstract namespace: no file to leave behind), whose connections carry questions. A process
+already computing when a question comes hands it to the socket instead of computing it in
+another thread; each process's ``helper`` thread accepts from it only while its process
+computes nothing, so a handed question goes to whichever process is free first (the asker's
+own included), and each process computes one question at a time::
+
+    request ─ process A, busy ─ ask ──> shared socket ──> helper of B (or of A), once idle
+                  <─ status, headers, body ─────────────────┘
+
+A question is its route's name, path arguments and parameters: the helper runs the route as
+the asker would have (``ROUTES[name](rillet, call)``), and the asker relays the status,
+headers and body. The asker has checked the key, the rate limit, the parameters (400) and
+the client's ETag (304) before handing anything over, and names the version it opened, so
+both read the same data. Only routes whose answer is a body of bounded size are handed over
+(pages, statistics, group-bys, charts; never an export's stream).
+
+When no process takes the question within HANDOFF_SECONDS (all are busy with long
+questions), the asker computes it itself, as without sharing; so it does when the helper
+fails or dies mid-answer, or the question cannot be sent. A helper answers only processes of
+its own user (``SO_PEERCRED``), and where that cannot be checked (not Linux) nothing is
+shared. WORKERS=1 shares nothing: there is no other process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import struct
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import orjson
+
+from streaming.errors import RilletError
+from streaming.web.exchange import Answer, Call, Streamed, error_answer
+
+log = logging.getLogger("rillet.share")
+SHARE_FD = "RILLET_SHARE_FD"  # tells a child which inherited descriptor is the shared socket
+HANDOFF_SECONDS = 1.0  # how long a question waits for a free process before its asker computes
+POLL_SECONDS = 0.5  # how often an idle helper looks again whether its process is idle
+_SIZE = struct.Struct("<I")
+_CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_ACK, _GO = b"a", b"g"
+
+Route = Callable[[Any, Call], Answer]
+
+
+def shared_socket() -> socket.socket | None:
+    """In the parent: the listening socket the children share questions on, or None where
+    sharing is not possible (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind("")  # an address the kernel picks in the abstract namespace
+    sock.listen(256)
+    return sock
+
+
+def inherited_shared_socket() -> socket.socket | None:
+    """In a child: the shared socket its parent passed down, or None."""
+    fd = os.environ.get(SHARE_FD)
+    return socket.socket(fileno=int(fd)) if fd else None
+
+
+class Sharing:
+    """One process's side: its questions handed over, and its helper answering others'.
+
+    ``answer(job)`` runs a question handed over (the app's routes); a test may give its own.
+    """
+
+    def __init__(self, sock: socket.socket, answer: Callable[[dict[str, Any]], Answer]) -> None:
+        self.sock = sock
+        self.address = sock.getsockname()
+        self.answer = answer
+        self.busy = 0  # questions this process is computing
+        self.changed = threading.Condition()
+        self.helping = threading.local()  # set in the helper's thread: it never hands over
+        self.asked = self.answered = 0  # questions handed over, and answered for others
+        self.stopped = False
+        self.helper: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.sock.setblocking(False)
+        self.helper = threading.Thread(target=self._help, name="share-helper", daemon=True)
+        self.helper.start()
+
+    def refuse(self) -> None:
+        """Take no more questions, from now (a flag: safe in a signal handler)."""
+        self.stopped = True
+
+    def stop(self) -> None:
+        """Take no more questions: the helper ends (after the question it answers, if one)
+        and this side's descriptor of the socket is closed."""
+        self.stopped = True
+        with self.changed:
+            self.changed.notify_all()
+        if self.helper is not None:
+            self.helper.join()
+        self.sock.close()
+
+    @contextlib.contextmanager
+    def computing(self) -> Iterator[None]:
+        """Hold the process busy while a question is computed here."""
+        with self.changed:
+            self.busy += 1
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.busy -= 1
+                if not self.busy:
+                    self.changed.notify_all()
+
+    def elsewhere(self, route: str, call: Call, version: int) -> Answer | None:
+        """The answer of a free process, when this one is already computing; None when this
+        one should compute it (it is idle, no process took the question in time, or the one
+        that took it failed)."""
+        if self.busy == 0 or getattr(self.helping, "on", False) or self.stopped:
+            return None
+        job = {
+            "route": route,
+            "args": dict(call.args),
+            "path": call.path,
+            "query": call.query_string,
+            "params": list(_items(call.params)),
+            "version": version,
+        }
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(HANDOFF_SECONDS)
+                conn.connect(self.address)
+                _send(conn, orjson.dumps(job))
+                if conn.recv(1) != _ACK:
+                    return None
+                conn.settimeout(None)  # taken: its answer takes as long as it takes
+                conn.sendall(_GO)
+                head = orjson.loads(_receive(conn))
+                if not head.get("status"):
+                    return None  # the helper could not answer: compute it here
+                body = _receive(conn)
+        except (OSError, ValueError):  # no answer in time, a helper gone, a torn frame
+            return None
+        self.asked += 1
+        return Answer(body, head["status"], head["headers"])
+
+    def _help(self) -> None:
+        """The helper: take a question whenever this process is idle."""
+        self.helping.on = True
+        while not self.stopped:
+            with self.changed:
+                self.changed.wait_for(lambda: self.busy == 0 or self.stopped)
+            if self.stopped:
+                return
+            ready, _, _ = select.select([self.sock], [], [], POLL_SECONDS)
+            if not ready:
+                continue
+            with self.changed:
+                if self.busy:
+                    continue  # a request of its own came first
+                self.busy += 1
+            try:
+                self._take()
+            except Exception:  # a question must never stop the helper
+                log.error("a shared question failed\n%s", traceback.format_exc())
+            finally:
+                with self.changed:
+                    self.busy -= 1
+                    if not self.busy:
+                        self.changed.notify_all()
+
+    def _take(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return  # another process took it
+        with conn:
+            try:
+                self._exchange(conn)
+            except (OSError, ValueError):  # the asker gave up or went away: it computes
+                return
+
+    def _exchange(self, conn: socket.socket) -> None:
+        conn.setblocking(True)
+        conn.settimeout(HANDOFF_SECONDS)
+        if not _same_user(conn):
+            return
+        job = orjson.loads(_receive(conn))
+        conn.sendall(_ACK)
+        if conn.recv(1) != _GO:
+            return  # the asker stopped waiting and computes it itself
+        conn.settimeout(None)
+        try:
+            answer = self.answer(job)
+            body = _whole(answer.body)
+        except Exception:
+            log.error("a shared question failed\n%s", traceback.format_exc())
+            _send(conn, orjson.dumps({"status": 0}))
+            return
+        _send(conn, orjson.dumps({"status": answer.status, "headers": answer.headers}))
+        _send(conn, body)
+        self.answered += 1
+
+
+def route_answer(rillet: Any, routes: Mapping[str, Route]) -> Callable[[dict[str, Any]], Answer]:
+    """How a helper answers a question: the named route, run as the asker would have run it."""
+
+    def answer(job: dict[str, Any]) -> Answer:
+        pairs = [(name, value) for name, value in job["params"] if name != "version"]
+        values = Params([*pairs, ("version", str(job["version"]))])  # the version it opened
+        call = Call("GET", job["path"], job["query"], values, job["args"])
+        try:
+            return routes[job["route"]](rillet, call)
+        except RilletError as exc:  # as the app answers it (the data may have changed since)
+            return error_answer(exc)
+
+    return answer
+
+
+class Params(Mapping[str, str]):
+    """A question's parameters as the app's (bottle's FormsDict) hold them: a name's last
+    value, and every pair by ``allitems``, repeated filters included."""
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self.pairs = pairs
+        self.last = dict(pairs)
+
+    def __getitem__(self, name: str) -> str:
+        return self.last[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.last)
+
+    def __len__(self) -> int:
+        return len(self.last)
+
+    def allitems(self) -> list[tuple[str, str]]:
+        return list(self.pairs)
+
+
+def _items(values: Mapping[str, str]) -> Iterator[tuple[str, str]]:
+    """Every parameter, repeated ones included."""
+    allitems = getattr(values, "allitems", None)
+    yield from allitems() if allitems is not None else values.items()
+
+
+def _whole(body: Any) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, Streamed):
+        raise ValueError("a streamed answer is not shared")
+    return b"".join(body)
+
+
+def _same_user(conn: socket.socket) -> bool:
+    try:
+        _, uid, _ = _CREDENTIALS.unpack(
+            conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size)
+        )
+    except (OSError, AttributeError):
+        return False
+    return uid == os.getuid()
+
+
+def _send(conn: socket.socket, data: bytes) -> None:
+    conn.sendall(_SIZE.pack(len(data)) + data)
+
+
+def _receive(conn: socket.socket) -> bytes:
+    (size,) = _SIZE.unpack(_exactly(conn, _SIZE.size))
+    return _exactly(conn, size)
+
+
+def _exactly(conn: socket.socket, size: int) -> bytes:
+    parts, left = [], size
+    while left:
+        part = conn.recv(min(left, 1 << 20))
+        if not part:
+            raise ConnectionResetError("the other side closed mid-frame")
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)

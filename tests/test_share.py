@@ -1,0 +1,271 @@
+"""Questions handed among the serving processes (streaming.web.share): to the first one free.
+
+The unit tests run two ``Sharing`` sides in one process on a real shared socket, each with its
+own answer, so which side answered shows; the last test serves a real burst with WORKERS=2.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import bottle
+import httpx
+import orjson
+import pytest
+
+from streaming.web import share
+from streaming.web.exchange import Answer, Call
+from streaming.web.share import Sharing, route_answer, shared_socket
+from tests.conftest import READ_KEY, WRITE_KEY, start_server, stop, wait_for
+
+CALL = Call("GET", "/datasets/ds_1/groupby", "by=a", {"by": "a"}, {"dataset_id": "ds_1"})
+
+
+def answered_by(name: str, jobs: list[dict[str, Any]] | None = None) -> Any:
+    def answer(job: dict[str, Any]) -> Answer:
+        if jobs is not None:
+            jobs.append(job)
+        return Answer(orjson.dumps({"by": name, "route": job["route"]}), 200, {"X-Side": name})
+
+    return answer
+
+
+@pytest.fixture
+def sides(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sharing, Sharing]]:
+    monkeypatch.setattr(share, "HANDOFF_SECONDS", 0.3)
+    monkeypatch.setattr(share, "POLL_SECONDS", 0.05)
+    sock = shared_socket()
+    assert sock is not None
+    # Two processes' sides: each its own descriptor of the one listening socket.
+    asker = Sharing(sock.dup(), answered_by("asker"))
+    other = Sharing(sock.dup(), answered_by("other"))
+    asker.start()
+    other.start()
+    yield asker, other
+    asker.stop()
+    other.stop()
+    sock.close()
+
+
+def test_an_idle_process_computes_its_own_question(sides: tuple[Sharing, Sharing]) -> None:
+    asker, _ = sides
+    assert asker.elsewhere("groupby", CALL, 1) is None
+    assert asker.asked == 0
+
+
+def test_a_busy_process_hands_its_question_to_the_idle_one(
+    sides: tuple[Sharing, Sharing],
+) -> None:
+    asker, other = sides
+    with asker.computing():
+        got = asker.elsewhere("groupby", CALL, 7)
+    assert got is not None and got.status == 200
+    assert orjson.loads(got.body) == {"by": "other", "route": "groupby"}
+    assert got.headers["X-Side"] == "other"
+    assert (asker.asked, other.answered) == (1, 1)
+
+
+def test_a_question_waits_for_the_first_process_free(sides: tuple[Sharing, Sharing]) -> None:
+    """Both busy: the question is taken by whichever frees first, here the asker itself."""
+    asker, other = sides
+    release = threading.Event()
+
+    def busy_other() -> None:
+        with other.computing():
+            release.wait(5)
+
+    holder = threading.Thread(target=busy_other)
+    holder.start()
+    try:
+        time.sleep(0.1)
+        with asker.computing():
+            found: list[Answer | None] = []
+            worker = threading.Thread(
+                target=lambda: found.append(asker.elsewhere("stats", CALL, 1))
+            )
+            worker.start()
+            time.sleep(0.1)  # the asker is still busy: nobody may take it yet
+            assert not found
+        worker.join(5)  # the asker's own computing ended: its helper takes the question
+        assert found[0] is not None and orjson.loads(found[0].body)["by"] == "asker"
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_no_process_free_in_time_means_the_asker_computes(
+    sides: tuple[Sharing, Sharing],
+) -> None:
+    asker, other = sides
+    release = threading.Event()
+    holder = threading.Thread(target=lambda: _hold(other, release))
+    holder.start()
+    try:
+        time.sleep(0.1)
+        with asker.computing():
+            started = time.monotonic()
+            assert asker.elsewhere("chart", CALL, 1) is None
+            assert time.monotonic() - started >= share.HANDOFF_SECONDS * 0.9
+    finally:
+        release.set()
+        holder.join()
+    with asker.computing():  # the helper threw the abandoned question away and serves on
+        got = asker.elsewhere("chart", CALL, 1)
+    assert got is not None and orjson.loads(got.body)["by"] == "other"
+
+
+def _hold(side: Sharing, release: threading.Event) -> None:
+    with side.computing():
+        release.wait(5)
+
+
+def test_a_failing_answer_leaves_the_question_to_the_asker_and_the_helper_serving(
+    monkeypatch: pytest.MonkeyPatch, sides: tuple[Sharing, Sharing]
+) -> None:
+    asker, other = sides
+    calls = []
+
+    def failing(job: dict[str, Any]) -> Answer:
+        calls.append(job)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return Answer(b"{}", 200, {})
+
+    monkeypatch.setattr(other, "answer", failing)
+    with asker.computing():
+        assert asker.elsewhere("groupby", CALL, 1) is None
+        assert asker.elsewhere("groupby", CALL, 1) is not None
+    assert len(calls) == 2
+
+
+def test_a_helper_that_dies_mid_answer_leaves_the_question_to_the_asker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(share, "HANDOFF_SECONDS", 2.0)
+    sock = shared_socket()
+    assert sock is not None
+    asker = Sharing(sock.dup(), answered_by("asker"))
+
+    def dying_helper() -> None:  # takes the question, says go, then is gone
+        conn, _ = sock.accept()
+        with conn:
+            share._receive(conn)
+            conn.sendall(share._ACK)
+            conn.recv(1)
+
+    helper = threading.Thread(target=dying_helper)
+    helper.start()
+    with asker.computing():
+        assert asker.elsewhere("groupby", CALL, 1) is None
+    helper.join()
+    asker.stop()
+    sock.close()
+
+
+def test_garbage_on_the_socket_does_not_stop_the_helper(sides: tuple[Sharing, Sharing]) -> None:
+    asker, other = sides
+    for junk in (b"", b"\x05\x00\x00\x00{nope", b"\xff" * 3):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(asker.address)
+            conn.sendall(junk)
+    time.sleep(0.2)
+    with asker.computing():
+        got = asker.elsewhere("groupby", CALL, 1)
+    assert got is not None and got.status == 200
+
+
+def test_a_question_keeps_its_repeated_filters_and_names_its_version() -> None:
+    seen: list[Call] = []
+
+    def route(rillet: Any, call: Call) -> Answer:
+        seen.append(call)
+        return Answer(b"", 200, {})
+
+    params = bottle.FormsDict()
+    params.append("a__gt", "1")
+    params.append("a__gt", "5")
+    params.append("by", "b")
+    call = Call(
+        "GET", "/datasets/ds_1/groupby", "a__gt=1&a__gt=5&by=b", params, {"dataset_id": "x"}
+    )
+    job = {
+        "route": "groupby",
+        "args": dict(call.args),
+        "path": call.path,
+        "query": call.query_string,
+        "params": list(share._items(call.params)),
+        "version": 3,
+    }
+    route_answer(None, {"groupby": route})(orjson.loads(orjson.dumps(job)))
+    (got,) = seen
+    assert [v for k, v in got.params.allitems() if k == "a__gt"] == ["1", "5"]
+    assert got.params["version"] == "3" and got.args == {"dataset_id": "x"}
+
+
+def test_only_this_users_processes_are_answered() -> None:
+    a, b = socket.socketpair(socket.AF_UNIX)
+    with a, b:
+        assert share._same_user(a)
+
+
+@pytest.mark.integration
+def test_a_burst_of_questions_on_two_processes_answers_as_one_at_a_time(tmp_path: Path) -> None:
+    """Twelve questions at once, each on its own connection: every answer is the one asked
+    alone, and the processes handed some of them to each other."""
+    running = start_server(
+        tmp_path / "data",
+        WORKERS="2",
+        API_KEYS=f"{READ_KEY}:read,{WRITE_KEY}:write",
+        RATE_LIMIT="0",
+    )
+    try:
+        lines = [
+            f"{i},{'abcdefgh'[i % 8]},{i % 97}.5,2024-01-{1 + i % 28:02d}" for i in range(60000)
+        ]
+        body = ("id,carrier,price,day\n" + "\n".join(lines) + "\n").encode()
+        with httpx.Client(base_url=running.base_url, headers={"X-API-Key": WRITE_KEY}) as c:
+            created = c.post(
+                "/datasets",
+                params={"name": "s"},
+                content=body,
+                headers={"Content-Type": "text/csv"},
+            )
+            job = created.json()["job"]["url"]
+            wait_for(lambda: c.get(job).json()["status"] == "done", timeout=60)
+            dataset = created.json()["dataset"]["id"]
+        paths = [
+            f"/datasets/{dataset}/groupby?by=carrier,day&agg=count,mean:price",
+            f"/datasets/{dataset}/groupby?by=carrier&agg=count,sum:price&price__gt=10",
+            f"/datasets/{dataset}/stats?columns=price&carrier=c",
+            f"/datasets/{dataset}/chart?mark=bar&x=carrier&y=price&aggregate=mean",
+            f"/datasets/{dataset}/rows?carrier=a&price__lt=50&count=1&limit=3",
+            f"/datasets/{dataset}/rows?sort=-price&limit=5&carrier__in=b,d",
+        ] * 2
+        headers = {"X-API-Key": READ_KEY}
+        alone = {p: httpx.get(running.base_url + p, headers=headers) for p in paths}
+
+        def ask(path: str) -> httpx.Response:
+            return httpx.get(running.base_url + path, headers=headers, timeout=60)
+
+        handed = 0
+        for _ in range(5):
+            with ThreadPoolExecutor(len(paths)) as pool:
+                burst = list(pool.map(ask, paths))
+            for path, got in zip(paths, burst):
+                assert got.status_code == 200, got.text
+                assert got.json() == alone[path].json()
+                assert got.headers["ETag"] == alone[path].headers["ETag"]
+            healths = [httpx.get(running.base_url + "/health").json() for _ in range(20)]
+            handed = max(h["shared"]["asked"] + h["shared"]["answered"] for h in healths)
+            if handed:
+                break
+        assert handed > 0
+    finally:
+        log = stop(running.process)
+    assert "shared question failed" not in log and "Traceback" not in log
