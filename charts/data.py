@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from charts import buckets
 from streaming.aggregate import Aggregate
 from streaming.convert import SAMPLE_FILE
 from streaming.filter import Selection
@@ -300,9 +301,15 @@ class _Cell:
 def _buckets(
     dataset: Dataset, query: Selection, keys: Sequence[Key], measure: Measure, max_groups: int
 ) -> tuple[list[dict[str, Any]], bool]:
-    """The group-by of ``aggregate`` with bucketed keys, in the engine's output shape."""
+    """The group-by of ``aggregate`` with bucketed keys, in the engine's output shape: from
+    the columns where they answer (``charts.buckets``), else by a scan of the rows."""
     cells: dict[tuple[Any, ...], _Cell] = {}
     truncated = False
+    from_columns = buckets.batches(dataset, query, keys, measure.position)
+    if from_columns is not None:
+        for groups in from_columns:
+            truncated |= _add_groups(cells, groups, max_groups)
+        return _rows(cells, keys, measure), truncated
     pending: list[list[Any]] = []
     for block in blocks(dataset, query):
         pending.extend(block.rows)
@@ -311,6 +318,12 @@ def _buckets(
             pending = []
     if pending:
         truncated |= _add(cells, pending, keys, measure, max_groups)
+    return _rows(cells, keys, measure), truncated
+
+
+def _rows(
+    cells: dict[tuple[Any, ...], _Cell], keys: Sequence[Key], measure: Measure
+) -> list[dict[str, Any]]:
     names = [k.column for k in keys]
     out = []
     for key, cell in cells.items():
@@ -319,7 +332,7 @@ def _buckets(
         if measure.function != "count":
             row[measure.name] = _value(cell, measure.function)
         out.append(row)
-    return out, truncated
+    return out
 
 
 _BATCH = 4096
@@ -335,9 +348,39 @@ def _add(
 ) -> bool:
     """Fold a batch of rows into their cells; True if a new group had to be left out."""
     columns = [_keyed(k, list(map(itemgetter(k.position), rows))) for k in keys]
-    group_keys = list(zip(*columns))
     position = measure.position
     values = list(map(itemgetter(position), rows)) if position is not None else None
+    return _add_keyed(cells, list(zip(*columns)), values, max_groups)
+
+
+def _add_groups(
+    cells: dict[tuple[Any, ...], _Cell],
+    groups: list[tuple[tuple[Any, ...], int, list[Any] | None]],
+    max_groups: int,
+) -> bool:
+    """Fold a block's groups (key, rows, measure values or None) into their cells; True if a
+    new group had to be left out."""
+    truncated = False
+    for key, rows, values in groups:
+        cell = cells.get(key)
+        if cell is None:
+            if len(cells) >= max_groups:
+                truncated = True
+                continue
+            cell = cells[key] = _Cell()
+        cell.count += rows
+        if values is not None:
+            _fold_values(cell, [v for v in values if v is not None])
+    return truncated
+
+
+def _add_keyed(
+    cells: dict[tuple[Any, ...], _Cell],
+    group_keys: list[tuple[Any, ...]],
+    values: list[Any] | None,
+    max_groups: int,
+) -> bool:
+    """Fold a batch's rows, as their group keys and measure values, into their cells."""
     distinct = set(group_keys)
     shares: dict[tuple[Any, ...], list[Any]]
     if len(distinct) <= _FEW:
@@ -398,7 +441,11 @@ def _value(cell: _Cell, function: str) -> Any:
 
 
 def extent(dataset: Dataset, query: Selection, key: Key) -> tuple[Any, Any]:
-    """The lowest and highest value of a column among the rows that match (one scan)."""
+    """The lowest and highest value of a column among the rows that match: from the columns
+    where they answer, else one scan."""
+    found = buckets.extent(dataset, query, key)
+    if found is not None:
+        return found
     low: Any = None
     high: Any = None
     for block in blocks(dataset, query):

@@ -1,0 +1,152 @@
+"""A chart's time buckets and extents from the columns (charts.buckets) against one scan of
+the rows: the same groups, in the same order, with the same counts and measures."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import charts.data
+from charts import buckets
+from charts.data import Key, Measure
+from streaming import filter as filters
+from streaming.convert import convert_csv
+from streaming.read import Dataset
+from streaming.store import Store
+from tests.test_charts import MAX_GROUPS, Data, datasets, make  # noqa: F401 (the fixture)
+
+DATASET = "ds_00000000c0de"
+UNITS = ("minute", "hour", "day", "week", "month", "year")
+
+
+def by_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(buckets, "batches", lambda *args: None)
+    monkeypatch.setattr(buckets, "extent", lambda *args: None)
+
+
+def assert_same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+    assert [list(r) for r in a] == [list(r) for r in b]
+    for x, y in zip(a, b):
+        for name, value in x.items():
+            if isinstance(value, float):
+                assert value == pytest.approx(y[name], rel=1e-9), name
+            else:
+                assert value == y[name], name
+
+
+@pytest.mark.parametrize(
+    ("name", "mark", "params", "filters_"),
+    [
+        ("generated", "line", {"x": "ts", "y": "price"}, {}),
+        ("generated", "line", {"x": "ts", "y": "price", "color": "category"}, {}),
+        ("generated", "line", {"x": "ts", "y": "qty", "aggregate": "max"}, {"category": "North"}),
+        ("generated", "bar", {"x": "ts"}, {"price__gt": "50"}),
+        ("generated", "area", {"x": "ts", "y": "price", "aggregate": "sum"}, {"flag": "true"}),
+        ("flights", "line", {"x": "dep_time"}, {}),
+        ("flights", "line", {"x": "dep_time", "y": "arr_delay", "aggregate": "mean"}, {}),
+        ("flights", "line", {"x": "dep_time", "y": "distance", "color": "carrier"}, {}),
+        ("flights", "bar", {"x": "date", "y": "dep_delay", "aggregate": "mean"}, {}),
+        ("flights", "line", {"x": "dep_time", "y": "dep_delay"}, {"origin": "JFK"}),
+        ("wide", "line", {"x": "at", "y": "measurement_" + "x" * 150}, {}),
+    ],
+)
+def test_chart_buckets_from_the_columns_are_the_row_scans(
+    datasets: Data,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    mark: str,
+    params: dict[str, str],
+    filters_: dict[str, str],
+) -> None:
+    answered = []
+    batches = buckets.batches
+
+    def spy(*args: Any) -> Any:
+        found = batches(*args)
+        answered.append(found is not None)
+        return found
+
+    with monkeypatch.context() as m:
+        m.setattr(buckets, "batches", spy)
+        spec = make(datasets, name, mark, filters_, **params)
+    assert answered == [True]  # the columns answered: compare them with the rows
+    by_rows(monkeypatch)
+    scanned = make(datasets, name, mark, filters_, **params)
+    assert spec["usermeta"]["rillet"] == scanned["usermeta"]["rillet"]
+    assert_same(spec["data"]["values"], scanned["data"]["values"])
+
+
+# --- Random datetimes and dates, every unit -----------------------------------------------------
+
+MOMENTS = st.datetimes(
+    min_value=datetime.datetime(1960, 1, 1), max_value=datetime.datetime(2030, 12, 31)
+)
+
+
+@st.composite
+def tables(draw: Any) -> tuple[str, list[str]]:
+    """A CSV of a datetime (naive or with Z, some with fractions), a date, a category and a
+    number, with nulls; rows often in time order, as logs are."""
+    zulu = draw(st.booleans())
+    rows = draw(st.integers(1, 120))
+    moments = draw(st.lists(MOMENTS, min_size=rows, max_size=rows))
+    if draw(st.booleans()):
+        moments.sort()
+    if draw(st.booleans()):  # hourly, as a schedule: few distinct instants
+        moments = [m.replace(minute=0, second=0, microsecond=0) for m in moments]
+    lines = ["at,day,group,value"]
+    for m in moments:
+        at = "" if draw(st.integers(0, 9)) == 0 else m.isoformat() + ("Z" if zulu else "")
+        day = "" if draw(st.integers(0, 9)) == 0 else m.date().isoformat()
+        group = draw(st.sampled_from(["a", "b", "c", ""]))
+        value = draw(st.sampled_from(["", "1", "2.5", "-7", "1e3"]))
+        lines.append(f"{at},{day},{group},{value}")
+    return "\n".join(lines) + "\n", draw(st.lists(st.sampled_from(UNITS), min_size=1, max_size=3))
+
+
+@given(table=tables(), function=st.sampled_from(["count", "sum", "mean", "min", "max"]))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_random_time_buckets_equal_the_row_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: tuple[str, list[str]], function: str
+) -> None:
+    text, units = table
+    store = Store(tmp_path / str(abs(hash(text))))
+    source = tmp_path / "t.csv"
+    source.write_text(text)
+    folder = store.new_tmp_dir(DATASET)
+    done = convert_csv(source, folder, columns=True)
+    meta = {"id": DATASET, "name": "t.csv", "rows": done.rows, "columns": done.columns}
+    store.publish(folder, DATASET, {**meta, "columns_format": done.columns_format})
+    with Dataset(store, DATASET) as dataset:
+        kinds = {c["name"]: c["type"] for c in dataset.meta["columns"]}
+        position = dataset.names.index("value") if kinds["value"] != "null" else None
+        measure = Measure(function if position is not None else "count", "value", position)
+        for column in ("at", "day"):
+            if kinds[column] not in ("date", "datetime"):
+                continue
+            for unit in units:
+                if kinds[column] == "date" and unit in ("minute", "hour"):
+                    continue
+                keys = [Key(column, dataset.names.index(column), kinds[column], unit)]
+                for more in ([], [Key("group", dataset.names.index("group"), kinds["group"])]):
+                    for where in ({}, {"group": "a"}):
+                        query = filters.parse(where, dataset.meta["columns"])
+                        found = charts.data._buckets(dataset, query, keys + more, measure, 10_000)
+                        extent = buckets.extent(dataset, query, keys[0])
+                        assert extent is not None  # the columns answered: compare them
+                        assert buckets.batches(dataset, query, keys + more, None) is not None
+                        with monkeypatch.context() as m:
+                            by_rows(m)
+                            scanned = charts.data._buckets(
+                                dataset, query, keys + more, measure, 10_000
+                            )
+                            assert extent == charts.data.extent(dataset, query, keys[0])
+                        assert found[1] == scanned[1]
+                        assert_same(found[0], scanned[0])
