@@ -19,10 +19,20 @@ import httpx
 import orjson
 import pytest
 
-from streaming.web import share
+from server import Rillet
+from streaming.web import reads, share
 from streaming.web.exchange import Answer, Call
 from streaming.web.share import Sharing, route_answer, shared_socket
-from tests.conftest import READ_KEY, WRITE_KEY, start_server, stop, wait_for
+from tests.conftest import (
+    READ_KEY,
+    WRITE_KEY,
+    app_client,
+    make_settings,
+    start_server,
+    stop,
+    upload,
+    wait_for,
+)
 
 CALL = Call("GET", "/datasets/ds_1/groupby", "by=a", {"by": "a"}, {"dataset_id": "ds_1"})
 
@@ -212,6 +222,55 @@ def test_only_this_users_processes_are_answered() -> None:
     a, b = socket.socketpair(socket.AF_UNIX)
     with a, b:
         assert share._same_user(a)
+
+
+SHARED_PATHS = [
+    "/groupby?by=carrier,day&agg=count,mean:price,max:id",
+    "/groupby?by=carrier&agg=count,sum:price&price__gt=10&sort=-count&limit=3",
+    "/stats?columns=price,day&carrier=c",
+    "/stats?carrier__in=a,b&carrier__in=c&price__lt=40",
+    "/chart?mark=bar&x=carrier&y=price&aggregate=mean",
+    "/chart?mark=line&x=day&y=price&aggregate=sum&carrier=b",
+    "/rows?carrier=a&price__lt=50&count=1&limit=3",
+    "/rows?sort=-price&limit=5&carrier__in=b,d&format=csv",
+    "/rows?price__gte=90&limit=2&format=ndjson",
+    "/rows?carrier=zzz&count=1",
+    "/groupby?by=nope",
+]
+
+
+def test_an_answer_relayed_from_a_sibling_is_the_one_computed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every shared route, with repeated filters, formats, a cursor, an empty answer and an
+    error: handed to a sibling (another Rillet on the same data, its own helper), the client
+    gets what it gets when this process computes it, body, status and headers."""
+    monkeypatch.setattr(share, "POLL_SECONDS", 0.05)
+    settings = make_settings(tmp_path / "data")
+    here, sibling = Rillet(settings), Rillet(settings)
+    sock = shared_socket()
+    assert sock is not None
+    here.sharing = Sharing(sock.dup(), route_answer(here, reads.SHARED))
+    sibling.sharing = Sharing(sock.dup(), route_answer(sibling, reads.SHARED))
+    sibling.sharing.start()
+    lines = [f"{i},{'abcd'[i % 4]},{i % 97}.5,2024-01-{1 + i % 28:02d}" for i in range(3000)]
+    try:
+        with app_client(here) as client:
+            dataset = upload(client, here, "id,carrier,price,day\n" + "\n".join(lines) + "\n")
+            for path in SHARED_PATHS:
+                url = f"/datasets/{dataset}{path}"
+                computed = client.get(url)
+                with here.sharing.computing():  # busy: the question goes to the sibling
+                    relayed = client.get(url)
+                assert relayed.status_code == computed.status_code, path
+                assert relayed.content == computed.content, path
+                for name in ("Content-Type", "ETag", "Link", "X-Key-Scope"):
+                    assert relayed.headers.get(name) == computed.headers.get(name), (path, name)
+    finally:
+        sibling.sharing.stop()
+        here.sharing.stop()
+        sock.close()
+    assert sibling.sharing.answered == here.sharing.asked == len(SHARED_PATHS) - 1  # not a 400
 
 
 @pytest.mark.integration
