@@ -20,6 +20,8 @@ the query layer's ``Runner`` does.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
@@ -47,7 +49,7 @@ def batches(
     """Each block's groups of the matching rows, in the order the rows first show them: a
     group's key (a tuple of ``keys``' values), its rows, and its measure's values (None when
     only rows are counted); None when the columns cannot answer."""
-    if any(k.binned or (k.unit is not None and k.kind not in ("date", "datetime")) for k in keys):
+    if any(k.unit is not None and k.kind not in ("date", "datetime") for k in keys):
         return None
     positions = [k.position for k in keys] + ([] if measure is None else [measure])
     stack = ExitStack()
@@ -160,6 +162,8 @@ def _ids(
     reader: ColumnReader, key: data.Key, block: int, kept: bytes | None
 ) -> tuple[list[int], list[Any]]:
     """One key's id at each kept row of a block, and the key of each id."""
+    if key.binned:
+        return _bins(reader.segment(key.position, block), key, kept)
     if key.unit is None or key.exact:
         found = reader.values(key.position, block, None if kept is None else _mask(kept))
         names = list(dict.fromkeys(found))
@@ -191,6 +195,28 @@ def _ids(
         names.append(None)
         for i in compress(range(len(ids)), nulls):
             ids[i] = absent
+    return ids, names
+
+
+def _bins(segment: Segment, key: data.Key, kept: bytes | None) -> tuple[list[int], list[Any]]:
+    """A numeric key's bin at each kept row: the bin whose left edge (``Key.edge``) is the
+    greatest at or below the value, found by ``bisect`` in C among the edges around the
+    block's low and high, as ``Key.bucket`` finds it."""
+    if segment.all_null:
+        return [0] * (segment.rows if kept is None else kept.count(1)), [None]
+    numbers = segment.stored() if segment.floating else segment.integers()
+    if kept is not None:
+        numbers = list(compress(numbers, kept))
+    first = math.floor((segment.low - key.start) / key.step) - 1
+    last = math.floor((segment.high - key.start) / key.step) + 2
+    edges = [key.edge(i) for i in range(first, last + 1)]
+    # bisect_right gives k with edges[k - 1] <= value < edges[k]: the bin of edges[k - 1].
+    ids = list(map(bisect_right, repeat(edges), numbers))
+    names: list[Any] = [None, *edges]
+    if segment.null_flags is not None:  # a null holds 0 or the block's low: its key is None
+        nulls = segment.null_flags if kept is None else bytes(compress(segment.null_flags, kept))
+        for i in compress(range(len(ids)), nulls):
+            ids[i] = 0
     return ids, names
 
 

@@ -104,7 +104,7 @@ def tables(draw: Any) -> tuple[str, list[str]]:
         at = "" if draw(st.integers(0, 9)) == 0 else m.isoformat() + ("Z" if zulu else "")
         day = "" if draw(st.integers(0, 9)) == 0 else m.date().isoformat()
         group = draw(st.sampled_from(["a", "b", "c", ""]))
-        value = draw(st.sampled_from(["", "1", "2.5", "-7", "1e3"]))
+        value = draw(st.sampled_from(["", "1", "2.5", "-7", "1e3", "0.1", "0.3", "99.99"]))
         lines.append(f"{at},{day},{group},{value}")
     return "\n".join(lines) + "\n", draw(st.lists(st.sampled_from(UNITS), min_size=1, max_size=3))
 
@@ -150,3 +150,21 @@ def test_random_time_buckets_equal_the_row_scan(
                             assert extent == charts.data.extent(dataset, query, keys[0])
                         assert found[1] == scanned[1]
                         assert_same(found[0], scanned[0])
+        if position is None:
+            return
+        low, high = charts.data.extent(
+            dataset,
+            filters.parse({}, dataset.meta["columns"]),
+            Key("value", position, kinds["value"]),
+        )
+        for count in (3, 7, 20):  # numeric bins, found by bisect among a block's edges
+            start, step, decimals = charts.data.bins(low, high, count, kinds["value"] == "integer")
+            key = Key("value", position, kinds["value"], None, start, step, decimals)
+            for where in ({}, {"group": "b"}):
+                query = filters.parse(where, dataset.meta["columns"])
+                found = charts.data._buckets(dataset, query, [key], Measure("count"), 10_000)
+                assert buckets.batches(dataset, query, [key], None) is not None
+                with monkeypatch.context() as m:
+                    by_rows(m)
+                    scanned = charts.data._buckets(dataset, query, [key], Measure("count"), 10_000)
+                assert_same(found[0], scanned[0])
