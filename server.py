@@ -129,7 +129,10 @@ def _waitress(rillet: Rillet, **where: Any) -> None:
         **where,
     )
     sharing = rillet.sharing
-    serve_draining(server, settings.drain_seconds, sharing.refuse if sharing else lambda: None)
+    if sharing is None:
+        serve_draining(server, settings.drain_seconds)
+    else:
+        serve_draining(server, settings.drain_seconds, sharing.refuse, lambda: sharing.answering)
 
 
 def main(argv: list[str] | None = None) -> int:

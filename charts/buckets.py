@@ -51,22 +51,28 @@ def batches(
 ) -> Iterator[list[Group]] | None:
     """Each block's groups of the matching rows, in the order the rows first show them: a
     group's key (a tuple of ``keys``' values), its rows, and its measure's values (None when
-    only rows are counted); None when the columns cannot answer."""
+    only rows are counted); None when the columns cannot answer.
+
+    The generator opens the columns itself and is started here, so that the reader is
+    closed with it however it ends: run out, closed, or dropped before its first block."""
     if any(k.unit is not None and k.kind not in ("date", "datetime") for k in keys):
         return None
-    positions = [k.position for k in keys] + ([] if measure is None else [measure])
-    stack = ExitStack()
-    selection = _selection(dataset, query, positions, stack)
-    if selection is None:
-        stack.close()
-        return None
-    return _batches(selection, keys, measure, stack)
+    found = _batches(dataset, query, keys, measure)
+    if not next(found):
+        return None  # (dropped: the generator closes the reader)
+    return found
 
 
 def _batches(
-    selection: ColumnSelection, keys: Sequence[data.Key], measure: int | None, stack: ExitStack
-) -> Iterator[list[Group]]:
-    with stack:
+    dataset: Dataset, query: Selection, keys: Sequence[data.Key], measure: int | None
+) -> Iterator[Any]:
+    """Whether the columns answer, then each block's groups (``batches``)."""
+    positions = [k.position for k in keys] + ([] if measure is None else [measure])
+    with ExitStack() as stack:
+        selection = _selection(dataset, query, positions, stack)
+        yield selection is not None
+        if selection is None:
+            return
         reader = selection.reader
         for block, mask in selection.masks():
             rows = reader.blocks[block][1]

@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache, partial, reduce
 from itertools import accumulate, compress, count, filterfalse, repeat
-from operator import add, and_, lshift, mul, not_, or_, rshift, sub
+from operator import add, and_, ge, lshift, mul, not_, or_, rshift, sub
 from typing import Any
 
 from streaming import column_store as fmt
@@ -77,12 +77,14 @@ class _Totals:
         self.sets: dict[int, list[set[Any] | None]] = {p: [] for p in self.sums}
         self.typed: dict[int, Decode] = {}  # a kept least or greatest number -> its value
         self.uncounted: set[int] = set()  # columns with too many (id, value) pairs to count
-        # The sorted runs' totals wait here in the order of the layout's ids (``known``, each
-        # id's group in ``known_groups``, -1 when left out) and reach the groups' lists when
-        # the ids change (``flush``): a part adds them list to list in id order.
+        # The sorted runs' totals wait here in the order of the layout's ids (``known``; of
+        # those kept, ``kept_ids`` and their groups ``kept_groups``) and reach the groups'
+        # lists when the ids change (``flush``): a part adds them list to list in id order.
         self.known: list[int] = []
-        self.known_groups: list[int] = []
-        self.known_from: dict[int, int] | None = None  # the ids ``known`` was made from
+        self.kept: bytes | None = None
+        self.kept_ids: list[int] = []
+        self.kept_groups: list[int] = []
+        self.known_from: Any = None  # the ids ``known`` was made from
         self.pending: dict[int, _Waiting] = {}
 
     def new(self, local: int) -> int:
@@ -106,37 +108,51 @@ class _Totals:
         self.flush()
         self.known_from = None
 
-    def known_ids(self, seen: dict[int, int]) -> list[int]:
-        """The layout's ids, those of ``seen`` (local id -> group, -1: left out), in order."""
-        if self.known_from is not seen:
-            self.flush()
-            self.known = sorted(seen)
-            self.known_groups = list(map(seen.__getitem__, self.known))
+    def known_ids(self, seen: dict[int, int], sizes: Counter[int]) -> list[int]:
+        """The ids whose runs a part's sorted pairs hold, in order: the layout's, those of
+        ``seen`` (local id -> group, -1: left out), kept while they do not change; or the
+        part's own (``sizes``) when it holds few of the layout's (a key of many values,
+        most of them left out past max_groups: the layout's every id a part would cost more
+        than the part), added into the groups after the part."""
+        if len(seen) > 4 * len(sizes):
+            self._know(sorted(filter(seen.__contains__, sizes)), seen)
+            self.known_from = sizes  # not ``seen``: the next part makes its own
+        elif self.known_from is not seen:
+            self._know(sorted(seen), seen)
             self.known_from = seen
         return self.known
+
+    def _know(self, ids: list[int], seen: dict[int, int]) -> None:
+        """``ids`` hold the runs from now on. The runs of ids left out (past max_groups)
+        hold their places but add to no group: the totals wait for the kept ids alone
+        (``kept_ids``, their groups ``kept_groups``; ``kept`` picks them from ``known``)."""
+        self.flush()
+        self.known = ids
+        groups = list(map(seen.__getitem__, ids))
+        self.kept = bytes(map(ge, groups, repeat(0))) if -1 in groups else None
+        self.kept_ids = ids if self.kept is None else list(compress(ids, self.kept))
+        self.kept_groups = groups if self.kept is None else list(compress(groups, self.kept))
 
     def waiting(self, p: int, functions: set[str]) -> _Waiting:
         """Column ``p``'s sorted runs' totals waiting in the order of the known ids."""
         found = self.pending.get(p)
         if found is None:
-            found = self.pending[p] = _Waiting(len(self.known), functions)
+            found = self.pending[p] = _Waiting(len(self.kept_ids), functions)
         return found
 
     def flush(self) -> None:
         """Add the waiting totals into their groups, list to list in group order."""
         if not self.pending:
             return
-        absent = len(self.known)
-        where = [absent] * len(self.counts)  # each group's place among the known ids
-        for i, g in enumerate(self.known_groups):
-            if g >= 0:
-                where[g] = i
+        absent = len(self.kept_ids)
+        places = dict(zip(self.kept_groups, count()))
+        where = list(map(places.get, range(len(self.counts)), repeat(absent)))  # by group
 
         def gathered(found: list[Any] | None, fill: Any) -> list[Any] | None:
             return None if found is None else list(map((found + [fill]).__getitem__, where))
 
         for p, waiting in self.pending.items():
-            waiting.settle(self.known)
+            waiting.settle(self.kept_ids)
             self.add_aligned(
                 p,
                 gathered(waiting.sums, 0),
@@ -229,7 +245,8 @@ class _Waiting:
         self.settle(known)
         if self.sums is not None:
             self.regime, self.ns_before = regime, self.ns
-            self.raw = self.runs = [0] * len(known)
+            self.raw = [0] * len(known)  # replaced, never changed in place
+            self.runs = [0] * len(known)
 
     def settle(self, known: list[int]) -> None:
         if self.regime is None or self.sums is None:
@@ -627,7 +644,7 @@ def _fold_sorted(
     and wait there (``totals.waiting``) until the known ids change."""
     bits, low, scale = numbers
     segment = part.segment(position)
-    known = totals.known_ids(part.seen)
+    known = totals.known_ids(part.seen, sizes)
     rows = list(map(sizes.get, known, repeat(0)))  # each id's rows here, nulls included
     nulls = part.nulls(segment) if segment.nulls else None
     empty_rows: Counter[int] = Counter()  # each id's rows without a value
@@ -643,9 +660,14 @@ def _fold_sorted(
     ns = list(map(sub, rows, map(empty_rows.get, known, repeat(0)))) if empty_rows else rows
     lengths = rows if inside is not None else ns  # each run's, nulls inside it included
     ends = list(accumulate(lengths))
-    slices = map(slice, [0] + ends[:-1], ends)
+    begins = [0, *ends[:-1]]
+    kept = totals.kept
+    if kept is not None:  # the runs of the groups kept
+        ns, lengths, begins, ends = (list(compress(x, kept)) for x in (ns, lengths, begins, ends))
+    ids = totals.kept_ids
+    slices = map(slice, begins, ends)
     waiting = totals.waiting(position, functions)
-    waiting.enter(numbers, known)
+    waiting.enter(numbers, ids)
     waiting.ns = list(map(add, waiting.ns, ns))
     if waiting.sums is not None:  # each run's sum of pairs, and its length
         waiting.raw = list(map(add, waiting.raw, map(sum, map(pairs.__getitem__, slices))))
@@ -654,7 +676,7 @@ def _fold_sorted(
         return
     stops = ends
     starts = list(map(sub, stops, ns))  # a run's values: its last ns
-    bases = list(map(lshift, known, repeat(bits)))
+    bases = list(map(lshift, ids, repeat(bits)))
     pairs.append(0)  # a run ending at 0 or starting at its end reads it; the guard drops it
     empty = list(map(not_, ns))
     if waiting.lows is not None:
@@ -666,8 +688,8 @@ def _fold_sorted(
         highs = map(min, _numbers(lasts, low, scale), map(_FOUND.__getitem__, empty))
         waiting.highs = list(map(max, waiting.highs, highs))
     if "distinct" in functions:
-        for g, base, start, stop in zip(totals.known_groups, bases, starts, stops):
-            if stop > start and g >= 0:
+        for g, base, start, stop in zip(totals.kept_groups, bases, starts, stops):
+            if stop > start:
                 distinct = dict.fromkeys(pairs[start:stop])
                 totals.distinct(position, g, map(value, map(sub, distinct, repeat(base))))
 

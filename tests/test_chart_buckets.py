@@ -4,6 +4,7 @@ the rows: the same groups, in the same order, with the same counts and measures.
 from __future__ import annotations
 
 import datetime
+import os
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,22 @@ def test_random_time_buckets_equal_the_row_scan(
                     by_rows(m)
                     scanned = charts.data._buckets(dataset, query, [key], Measure("count"), 10_000)
                 assert_same(found[0], scanned[0])
+
+
+def test_a_batches_generator_dropped_unstarted_or_halfway_closes_its_reader(
+    datasets: Data,  # noqa: F811
+) -> None:
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    with datasets.open("generated") as dataset:
+        key = Key("ts", dataset.names.index("ts"), "datetime", "day")
+        query = filters.parse({}, dataset.meta["columns"])
+        before = descriptors()
+        for _ in range(30):
+            assert buckets.batches(dataset, query, [key], None) is not None  # dropped
+            found = buckets.batches(dataset, query, [key], None)
+            assert found is not None
+            next(found)  # halfway
+            del found
+        assert descriptors() == before

@@ -6,7 +6,11 @@ own answer, so which side answered shows; the last test serves a real burst with
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -63,9 +67,20 @@ def sides(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sharing, Sharing]]:
     sock.close()
 
 
+def here() -> Answer:
+    """What the asker computes itself."""
+    return Answer(orjson.dumps({"by": "here"}), 200, {})
+
+
+def by(answer: Answer) -> str:
+    assert isinstance(answer.body, bytes)
+    found: str = orjson.loads(answer.body)["by"]
+    return found
+
+
 def test_an_idle_process_computes_its_own_question(sides: tuple[Sharing, Sharing]) -> None:
     asker, _ = sides
-    assert asker.elsewhere("groupby", CALL, 1) is None
+    assert by(asker.run("groupby", CALL, 1, here)) == "here"
     assert asker.asked == 0
 
 
@@ -73,37 +88,54 @@ def test_a_busy_process_hands_its_question_to_the_idle_one(
     sides: tuple[Sharing, Sharing],
 ) -> None:
     asker, other = sides
-    with asker.computing():
-        got = asker.elsewhere("groupby", CALL, 7)
-    assert got is not None and got.status == 200
-    assert orjson.loads(got.body) == {"by": "other", "route": "groupby"}
-    assert got.headers["X-Side"] == "other"
-    assert (asker.asked, other.answered) == (1, 1)
+    for _ in range(20):  # counted before the asker reads the answer's last byte
+        with asker.computing():
+            got = asker.run("groupby", CALL, 7, here)
+        assert orjson.loads(got.body) == {"by": "other", "route": "groupby"}  # type: ignore[arg-type]
+        assert got.status == 200 and got.headers["X-Side"] == "other"
+        assert asker.asked == other.answered
+    assert asker.asked == 20
+
+
+def test_of_requests_at_once_to_an_idle_process_one_computes_the_rest_are_handed_over(
+    sides: tuple[Sharing, Sharing],
+) -> None:
+    """The claim of an idle process is atomic: never two questions computed at once here."""
+    asker, other = sides
+    inside, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow() -> Answer:
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        with lock:
+            inside[0] -= 1
+        return here()
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: asker.run("stats", CALL, 1, slow), range(4)))
+    assert most[0] == 1
+    assert sorted(map(by, answers)).count("here") >= 1 and other.answered >= 1
 
 
 def test_a_question_waits_for_the_first_process_free(sides: tuple[Sharing, Sharing]) -> None:
     """Both busy: the question is taken by whichever frees first, here the asker itself."""
     asker, other = sides
     release = threading.Event()
-
-    def busy_other() -> None:
-        with other.computing():
-            release.wait(5)
-
-    holder = threading.Thread(target=busy_other)
+    holder = threading.Thread(target=_hold, args=(other, release))
     holder.start()
     try:
         time.sleep(0.1)
+        found: list[Answer] = []
         with asker.computing():
-            found: list[Answer | None] = []
-            worker = threading.Thread(
-                target=lambda: found.append(asker.elsewhere("stats", CALL, 1))
-            )
+            worker = threading.Thread(target=lambda: found.append(asker.run("x", CALL, 1, here)))
             worker.start()
             time.sleep(0.1)  # the asker is still busy: nobody may take it yet
             assert not found
         worker.join(5)  # the asker's own computing ended: its helper takes the question
-        assert found[0] is not None and orjson.loads(found[0].body)["by"] == "asker"
+        assert by(found[0]) == "asker"
     finally:
         release.set()
         holder.join()
@@ -114,20 +146,19 @@ def test_no_process_free_in_time_means_the_asker_computes(
 ) -> None:
     asker, other = sides
     release = threading.Event()
-    holder = threading.Thread(target=lambda: _hold(other, release))
+    holder = threading.Thread(target=_hold, args=(other, release))
     holder.start()
     try:
         time.sleep(0.1)
         with asker.computing():
             started = time.monotonic()
-            assert asker.elsewhere("chart", CALL, 1) is None
+            assert by(asker.run("chart", CALL, 1, here)) == "here"
             assert time.monotonic() - started >= share.HANDOFF_SECONDS * 0.9
     finally:
         release.set()
         holder.join()
     with asker.computing():  # the helper threw the abandoned question away and serves on
-        got = asker.elsewhere("chart", CALL, 1)
-    assert got is not None and orjson.loads(got.body)["by"] == "other"
+        assert by(asker.run("chart", CALL, 1, here)) == "other"
 
 
 def _hold(side: Sharing, release: threading.Event) -> None:
@@ -135,23 +166,25 @@ def _hold(side: Sharing, release: threading.Event) -> None:
         release.wait(5)
 
 
-def test_a_failing_answer_leaves_the_question_to_the_asker_and_the_helper_serving(
+def test_a_failing_or_erring_answer_leaves_the_question_to_the_asker(
     monkeypatch: pytest.MonkeyPatch, sides: tuple[Sharing, Sharing]
 ) -> None:
+    """A helper that fails, or answers an error (which the asker must raise itself, as
+    without sharing, never relay with an ETag), leaves the question to the asker."""
     asker, other = sides
-    calls = []
+    answers = iter([RuntimeError("boom"), Answer(b'{"by": "x"}', 501, {}), None])
 
     def failing(job: dict[str, Any]) -> Answer:
-        calls.append(job)
-        if len(calls) == 1:
-            raise RuntimeError("boom")
-        return Answer(b"{}", 200, {})
+        found = next(answers)
+        if isinstance(found, Exception):
+            raise found
+        return found or Answer(orjson.dumps({"by": "other"}), 200, {})
 
     monkeypatch.setattr(other, "answer", failing)
     with asker.computing():
-        assert asker.elsewhere("groupby", CALL, 1) is None
-        assert asker.elsewhere("groupby", CALL, 1) is not None
-    assert len(calls) == 2
+        assert by(asker.run("groupby", CALL, 1, here)) == "here"
+        assert by(asker.run("groupby", CALL, 1, here)) == "here"
+        assert by(asker.run("groupby", CALL, 1, here)) == "other"
 
 
 def test_a_helper_that_dies_mid_answer_leaves_the_question_to_the_asker(
@@ -172,22 +205,63 @@ def test_a_helper_that_dies_mid_answer_leaves_the_question_to_the_asker(
     helper = threading.Thread(target=dying_helper)
     helper.start()
     with asker.computing():
-        assert asker.elsewhere("groupby", CALL, 1) is None
+        assert by(asker.run("groupby", CALL, 1, here)) == "here"
     helper.join()
     asker.stop()
     sock.close()
 
 
-def test_garbage_on_the_socket_does_not_stop_the_helper(sides: tuple[Sharing, Sharing]) -> None:
+def test_a_refusing_process_takes_no_more_questions(sides: tuple[Sharing, Sharing]) -> None:
     asker, other = sides
-    for junk in (b"", b"\x05\x00\x00\x00{nope", b"\xff" * 3):
+    other.refuse()
+    asker.refuse()
+    time.sleep(0.2)  # the helpers' selects end
+    with asker.computing():
+        assert by(asker.run("groupby", CALL, 1, here)) == "here"
+    assert other.answered == 0
+
+
+def test_garbage_and_oversized_questions_do_not_stop_the_helper(
+    sides: tuple[Sharing, Sharing],
+) -> None:
+    asker, other = sides
+    oversized = share._SIZE.pack(share.JOB_BYTES + 1) + b"{"
+    for junk in (b"", b"\x05\x00\x00\x00{nope", b"\xff" * 3, oversized):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.connect(asker.address)
             conn.sendall(junk)
     time.sleep(0.2)
     with asker.computing():
-        got = asker.elsewhere("groupby", CALL, 1)
-    assert got is not None and got.status == 200
+        assert by(asker.run("groupby", CALL, 1, here)) == "other"
+
+
+def test_a_process_holding_many_descriptors_still_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process serving many connections holds descriptors past 1024, which select() cannot
+    watch: the helper polls."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip("cannot open descriptors past 1024 here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    monkeypatch.setattr(share, "POLL_SECONDS", 0.05)
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        sock = shared_socket()
+        assert sock is not None
+        asker, other = (
+            Sharing(sock.dup(), answered_by("asker")),
+            Sharing(sock.dup(), answered_by("other")),
+        )
+        assert other.sock.fileno() > 1024
+        other.start()
+        with asker.computing():
+            assert by(asker.run("groupby", CALL, 1, here)) == "other"
+        other.stop()
+        asker.stop()
+        sock.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_question_keeps_its_repeated_filters_and_names_its_version() -> None:
@@ -201,27 +275,45 @@ def test_a_question_keeps_its_repeated_filters_and_names_its_version() -> None:
     params.append("a__gt", "1")
     params.append("a__gt", "5")
     params.append("by", "b")
-    call = Call(
-        "GET", "/datasets/ds_1/groupby", "a__gt=1&a__gt=5&by=b", params, {"dataset_id": "x"}
-    )
-    job = {
-        "route": "groupby",
-        "args": dict(call.args),
-        "path": call.path,
-        "query": call.query_string,
-        "params": list(share._items(call.params)),
-        "version": 3,
-    }
-    route_answer(None, {"groupby": route})(orjson.loads(orjson.dumps(job)))
+    params.append("version", "9")
+    call = Call("GET", "/datasets/x/groupby", "a__gt=1&a__gt=5&by=b", params, {"dataset_id": "x"})
+    job = orjson.loads(orjson.dumps(share.job_of("groupby", call, 3)))  # as it crosses
+    route_answer(None, {"groupby": route})(job)
     (got,) = seen
-    assert [v for k, v in got.params.allitems() if k == "a__gt"] == ["1", "5"]
-    assert got.params["version"] == "3" and got.args == {"dataset_id": "x"}
+    assert [v for k, v in got.params.allitems() if k == "a__gt"] == ["1", "5"]  # type: ignore[attr-defined]
+    assert got.params["version"] == "3" and got.params["by"] == "b"
+    assert got.args == {"dataset_id": "x"} and got.query_string == call.query_string
 
 
-def test_only_this_users_processes_are_answered() -> None:
+def test_only_the_servers_own_processes_are_answered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A question is answered without a key: the peer must be this process or a sibling
+    (same user, same parent). Another process of the same user, here a child of this one,
+    and a peer of another user are refused."""
     a, b = socket.socketpair(socket.AF_UNIX)
     with a, b:
-        assert share._same_user(a)
+        assert share._sibling(a)  # this very process
+        monkeypatch.setattr(share.os, "getuid", lambda: 12345)
+        assert not share._sibling(a)
+    sock = shared_socket()
+    assert sock is not None
+    with sock:
+        script = (
+            "import socket, sys\n"
+            "c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+            f"c.connect({sock.getsockname()!r})\n"
+            "c.settimeout(5)\n"
+            "sys.stdout.write(repr(c.recv(1)))\n"
+        )
+        stranger = subprocess.Popen(
+            [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+        )
+        conn, _ = sock.accept()
+        with conn:
+            assert not share._sibling(conn)  # a child of this process, not of its parent
+        out, _ = stranger.communicate(timeout=10)
+        assert out == "b''"
 
 
 SHARED_PATHS = [

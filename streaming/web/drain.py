@@ -25,10 +25,17 @@ log = logging.getLogger("rillet.server")
 POLL_SECONDS = 0.05
 
 
-def serve_draining(server: Any, grace: float, stopping: Callable[[], None] = lambda: None) -> None:
+def serve_draining(
+    server: Any,
+    grace: float,
+    stopping: Callable[[], None] = lambda: None,
+    working: Callable[[], bool] = lambda: False,
+) -> None:
     """Run a waitress server (from ``waitress.create_server``) until SIGINT, or until SIGTERM
-    and the drain that follows it end (``stopping`` is told when it begins: it may only set
-    flags). Call from the main thread."""
+    and the drain that follows it end. ``stopping`` is told when it begins (it may only set
+    flags); ``working`` says whether work besides the connections' is in flight (a question
+    answered for another process), which the drain waits for too. Call from the main
+    thread."""
     channels: dict[int, Any] = server.map if hasattr(server, "map") else server._map
 
     def on_term(signum: int, frame: Any) -> None:
@@ -44,7 +51,10 @@ def serve_draining(server: Any, grace: float, stopping: Callable[[], None] = lam
         # is set here, since a process started in the background inherits SIGINT ignored.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         log.info("stopping: no new connections; waiting for answers in flight")
-        threading.Thread(target=_stop_when_drained, args=(channels, grace), daemon=True).start()
+        drain = threading.Thread(
+            target=_stop_when_drained, args=(channels, grace, working), daemon=True
+        )
+        drain.start()
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
@@ -70,7 +80,7 @@ def _listeners(channels: dict[int, Any]) -> list[Any]:
     return [c for c in list(channels.values()) if isinstance(c, BaseWSGIServer)]
 
 
-def _stop_when_drained(channels: dict[int, Any], grace: float) -> None:
+def _stop_when_drained(channels: dict[int, Any], grace: float, working: Callable[[], bool]) -> None:
     deadline = time.monotonic() + grace
     # Closed, a listener refuses new connections at once instead of leaving them to wait in
     # its backlog for a process that will not accept them (with WORKERS, the socket lives on
@@ -81,7 +91,7 @@ def _stop_when_drained(channels: dict[int, Any], grace: float) -> None:
         listener.trigger.pull_trigger(
             lambda listener=listener: wasyncore.dispatcher.close(listener)
         )
-    while (busy := in_flight(channels)) and time.monotonic() < deadline:
+    while (busy := in_flight(channels) + working()) and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
     if busy:
         log.warning("stopping with %d answer(s) unfinished after %.0f s", busy, grace)

@@ -8,7 +8,8 @@ holds this response already, run the query, encode the answer. Only the encoding
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
+from functools import partial
 from typing import Any, Protocol
 
 import orjson
@@ -81,14 +82,13 @@ def _read(
         if (cached := not_modified(etag, call)) is not None:
             return cached
         sharing = rillet.sharing if query.scans else None
-        answer = None
-        if sharing is not None and shared is not None:
-            answer = sharing.elsewhere(shared, call, dataset.version)
-        if answer is None:
-            with sharing.computing() if sharing is not None else nullcontext():
-                answer = respond(dataset, query, held)
-            if query.scans and not isinstance(answer.body, Streamed):  # a stream: its own
-                release_memory()  # a scan's garbage, handed back to the system
+        if sharing is None:
+            answer = respond(dataset, query, held)
+        else:
+            compute = partial(respond, dataset, query, held)
+            answer = sharing.run(shared, call, dataset.version, compute)
+        if query.scans and not isinstance(answer.body, Streamed):  # a stream releases its own
+            release_memory()  # a scan's garbage, handed back to the system
         answer.headers["ETag"] = etag
         return answer
 

@@ -57,8 +57,10 @@ POLL_SECONDS = 0.5  # how often an idle helper looks again whether its process i
 _SIZE = struct.Struct("<I")
 _CREDENTIALS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _ACK, _GO = b"a", b"g"
+JOB_BYTES = 1 << 20  # a question is a route and a query string (waitress caps those at 256 KiB)
 
 Route = Callable[[Any, Call], Answer]
+Compute = Callable[[], Answer]
 
 
 def shared_socket() -> socket.socket | None:
@@ -89,6 +91,7 @@ class Sharing:
         self.address = sock.getsockname()
         self.answer = answer
         self.busy = 0  # questions this process is computing
+        self.answering = False  # the helper is answering a sibling's question
         self.changed = threading.Condition()
         self.helping = threading.local()  # set in the helper's thread: it never hands over
         self.asked = self.answered = 0  # questions handed over, and answered for others
@@ -101,7 +104,8 @@ class Sharing:
         self.helper.start()
 
     def refuse(self) -> None:
-        """Take no more questions, from now (a flag: safe in a signal handler)."""
+        """Take no more questions, from now (a flag: safe in a signal handler); the question
+        the helper answers, if one, is finished (``answering``)."""
         self.stopped = True
 
     def stop(self) -> None:
@@ -114,6 +118,27 @@ class Sharing:
             self.helper.join()
         self.sock.close()
 
+    def run(self, route: str | None, call: Call, version: int, compute: Compute) -> Answer:
+        """The answer to a question that computes: ``compute()`` here when this process is
+        idle (claimed under the lock, so that of several requests at once one computes and
+        the rest are handed over); else a free process's answer to the question ``route``
+        names; else, when none takes it in time or the one that took it failed or answered
+        an error (raised here then, as without sharing), ``compute()`` here after all."""
+        with self.changed:
+            idle = self.busy == 0
+            self.busy += 1
+        try:
+            if idle:
+                return compute()
+        finally:
+            self._release()
+        if route is not None and not getattr(self.helping, "on", False):
+            relayed = self._ask(job_of(route, call, version))
+            if relayed is not None and relayed.status < 300:
+                return relayed
+        with self.computing():
+            return compute()
+
     @contextlib.contextmanager
     def computing(self) -> Iterator[None]:
         """Hold the process busy while a question is computed here."""
@@ -122,25 +147,16 @@ class Sharing:
         try:
             yield
         finally:
-            with self.changed:
-                self.busy -= 1
-                if not self.busy:
-                    self.changed.notify_all()
+            self._release()
 
-    def elsewhere(self, route: str, call: Call, version: int) -> Answer | None:
-        """The answer of a free process, when this one is already computing; None when this
-        one should compute it (it is idle, no process took the question in time, or the one
-        that took it failed)."""
-        if self.busy == 0 or getattr(self.helping, "on", False) or self.stopped:
-            return None
-        job = {
-            "route": route,
-            "args": dict(call.args),
-            "path": call.path,
-            "query": call.query_string,
-            "params": list(_items(call.params)),
-            "version": version,
-        }
+    def _release(self) -> None:
+        with self.changed:
+            self.busy -= 1
+            if not self.busy:
+                self.changed.notify_all()
+
+    def _ask(self, job: dict[str, Any]) -> Answer | None:
+        """A free process's answer, or None (none took it in time, it failed or went away)."""
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
                 conn.settimeout(HANDOFF_SECONDS)
@@ -156,33 +172,38 @@ class Sharing:
                 body = _receive(conn)
         except (OSError, ValueError):  # no answer in time, a helper gone, a torn frame
             return None
-        self.asked += 1
+        with self.changed:
+            self.asked += 1
         return Answer(body, head["status"], head["headers"])
 
     def _help(self) -> None:
         """The helper: take a question whenever this process is idle."""
         self.helping.on = True
+        # poll, not select: a process serving many connections holds descriptors past 1024
+        poller = select.poll()
+        poller.register(self.sock, select.POLLIN)
         while not self.stopped:
             with self.changed:
                 self.changed.wait_for(lambda: self.busy == 0 or self.stopped)
-            if self.stopped:
+            try:
+                ready = poller.poll(POLL_SECONDS * 1000)
+            except (OSError, ValueError):  # the socket closed under it: only when stopping
+                if not self.stopped:
+                    log.error("the shared socket failed\n%s", traceback.format_exc())
                 return
-            ready, _, _ = select.select([self.sock], [], [], POLL_SECONDS)
-            if not ready:
-                continue
             with self.changed:
-                if self.busy:
-                    continue  # a request of its own came first
+                if not ready or self.busy or self.stopped:
+                    continue  # nothing, or a request of its own came first, or draining
                 self.busy += 1
+                self.answering = True
             try:
                 self._take()
             except Exception:  # a question must never stop the helper
                 log.error("a shared question failed\n%s", traceback.format_exc())
             finally:
                 with self.changed:
-                    self.busy -= 1
-                    if not self.busy:
-                        self.changed.notify_all()
+                    self.answering = False
+                self._release()
 
     def _take(self) -> None:
         try:
@@ -192,15 +213,15 @@ class Sharing:
         with conn:
             try:
                 self._exchange(conn)
-            except (OSError, ValueError):  # the asker gave up or went away: it computes
+            except (OSError, ValueError, struct.error):  # the asker gave up or went away
                 return
 
     def _exchange(self, conn: socket.socket) -> None:
         conn.setblocking(True)
         conn.settimeout(HANDOFF_SECONDS)
-        if not _same_user(conn):
+        if not _sibling(conn):
             return
-        job = orjson.loads(_receive(conn))
+        job = orjson.loads(_receive(conn, JOB_BYTES))
         conn.sendall(_ACK)
         if conn.recv(1) != _GO:
             return  # the asker stopped waiting and computes it itself
@@ -212,9 +233,23 @@ class Sharing:
             log.error("a shared question failed\n%s", traceback.format_exc())
             _send(conn, orjson.dumps({"status": 0}))
             return
+        with self.changed:
+            self.answered += 1  # counted before the asker can read the last byte
         _send(conn, orjson.dumps({"status": answer.status, "headers": answer.headers}))
         _send(conn, body)
-        self.answered += 1
+
+
+def job_of(route: str, call: Call, version: int) -> dict[str, Any]:
+    """A question as it crosses the socket: its route, path arguments, parameters (repeated
+    filters included) and the version the asker opened."""
+    return {
+        "route": route,
+        "args": dict(call.args),
+        "path": call.path,
+        "query": call.query_string,
+        "params": list(_items(call.params)),
+        "version": version,
+    }
 
 
 def route_answer(rillet: Any, routes: Mapping[str, Route]) -> Callable[[dict[str, Any]], Answer]:
@@ -260,6 +295,7 @@ def _items(values: Mapping[str, str]) -> Iterator[tuple[str, str]]:
 
 
 def _whole(body: Any) -> bytes:
+    """An answer's body as bytes (a page's chunks joined; never a stream's)."""
     if isinstance(body, bytes):
         return body
     if isinstance(body, Streamed):
@@ -267,22 +303,42 @@ def _whole(body: Any) -> bytes:
     return b"".join(body)
 
 
-def _same_user(conn: socket.socket) -> bool:
+def _sibling(conn: socket.socket) -> bool:
+    """Whether the peer is this process or one of its siblings: the same user, and the same
+    parent (a process of another pid namespace shows as pid 0, and is refused). Any process
+    of the user may find the socket's name; only the server's own may ask it questions,
+    since they are answered without a key."""
     try:
-        _, uid, _ = _CREDENTIALS.unpack(
+        pid, uid, _ = _CREDENTIALS.unpack(
             conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size)
         )
     except (OSError, AttributeError):
         return False
-    return uid == os.getuid()
+    if uid != os.getuid() or pid <= 0:
+        return False
+    return pid == os.getpid() or _parent(pid) == os.getppid()
+
+
+def _parent(pid: int) -> int | None:
+    """A process's parent, from /proc (None when it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last.
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    return int(fields[1])
 
 
 def _send(conn: socket.socket, data: bytes) -> None:
     conn.sendall(_SIZE.pack(len(data)) + data)
 
 
-def _receive(conn: socket.socket) -> bytes:
+def _receive(conn: socket.socket, limit: int | None = None) -> bytes:
     (size,) = _SIZE.unpack(_exactly(conn, _SIZE.size))
+    if limit is not None and size > limit:
+        raise ValueError(f"a frame of {size} bytes, over {limit}")
     return _exactly(conn, size)
 
 
