@@ -85,8 +85,9 @@ CACHE_MAX = 16384
 _WIDTHS = ((0, ""), (1, "B"), (2, "H"), (4, "I"), (8, "Q"))
 TYPECODES = dict(_WIDTHS)
 _BIG = sys.byteorder == "big"
-# Buffers start narrow and widen as values need (a column of small integers buffers 1 byte a
-# value, not 8).
+# Signed typecodes, narrowest first: a batch of integers is spilled in the first that holds it
+# (small integers 1 byte a value, not 8), and a block's cut counts its values in the first that
+# holds them all, as its buffers once widened.
 _BUFFER_CODES = (("b", 1 << 7), ("h", 1 << 15), ("i", 1 << 31), ("q", 1 << 63))
 
 # A byte of the bitmap <-> the eight 0/1 bytes it stands for, converted by map() in C.
@@ -501,8 +502,6 @@ class _Column:
             return iter(()), None
         if runs is None or extremes is None or nulls == rows:
             return iter(()), [rows, None, None, 0, 1]
-        if not nulls:
-            bitmap = b""
 
         def pieces() -> Iterator[_Piece]:
             return self._scratch.pieces(runs)
