@@ -35,19 +35,20 @@ Values, little-endian, by type:
 ``low``/``high``/``nulls`` let a filter skip a block unread; ``crc32`` lets a reader refuse a
 damaged segment rather than answer from it. Rows at null positions hold ``low`` (code 0).
 
-The writer holds a batch, not a block. Each batch's values go to a scratch file as they come
-(one per writer, in the directory it writes to, with no name: nothing is left behind however the
-writer ends), in the fewest bytes that hold that batch, so a block whose values grow is never
-copied; its null flags are packed into the block's bitmap as they come (a bit a row). At the
-block's end its values are read back CHUNK at a time (integers twice: the gcd, then the offsets)
-and its segment written in parts, the crc32 taken part by part. Its memory is a batch's, the
-bitmaps and the dictionaries: it grows with neither the file nor the block. The scratch file's
-pages are the page cache's (the kernel's, written out or dropped when memory is short), not the
-process's: neither its RSS nor its PSS. A block of the wide bench file (300,000 rows x 14
-columns: timestamps, unicode, quoted text) is 3.4 MB there; kept in memory as arrays, with its
-encoding's copies at the block's end, it was the second process's swing of 3 MiB, and the sync's
-PSS summed over its two processes went from 35.7 to 28.9 MiB when it moved there, flat through
-the file (the writer's own CPU time, replayed alone, 0.80 -> 0.74 s).
+The writer holds a batch, not a block. Each batch's values go to a scratch file as they come (one
+per writer, in the directory it writes to, with no name: nothing is left behind however the writer
+ends), in the fewest bytes that hold that batch, so a block whose values grow is never copied; its
+null flags are packed into the block's bitmap as they come (a bit a row). At the block's end its
+values are read back CHUNK at a time (integers twice: the gcd, then the offsets) and its segment
+written in parts, the crc32 taken part by part. Its memory is a batch's, the bitmaps and the
+dictionaries: it grows with neither the file nor the block. The scratch file's pages are the page
+cache's (the kernel's, written out or dropped when memory is short), not the process's: neither its
+RSS nor its PSS (on a tmpfs they are RAM, as columns.bin's are). A block of the wide bench file
+(300,000 rows x 14 columns: timestamps, unicode, quoted text) is 3.4 MB there; kept in memory as
+arrays, with its encoding's copies at the block's end, it was the second process's swing of 3 MiB,
+and the sync's PSS summed over its two processes went from 36.4 to 31.3 MiB when it moved there
+(``bench/sync.py``, quiet machine), flat through the file (the writer's own CPU time, replayed
+alone, 0.80 -> 0.74 s).
 """
 
 from __future__ import annotations
