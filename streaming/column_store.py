@@ -6,13 +6,16 @@ Two files beside the rows (``streaming.store`` draws the whole dataset directory
                     "columns": [COLUMN, ...]}            (header order)
     columns.bin    every block's segment of every coded column, then the dictionaries
 
-Rows are cut into blocks of up to BLOCK_ROWS rows, the same cut for every column (fewer when
-the columns' buffers would pass BUFFER_BYTES: a wide table). A COLUMN is ``{"type", "coded",
-"blocks": [SEGMENT, ...]}``, plus ``"dictionary": [offset, length, crc32]`` for a string
-column and ``"zulu": true`` for a datetime column whose values carry "Z". A string column with
-more than DICTIONARY_MAX distinct values or DICTIONARY_BYTES of text is ``"coded": false`` and
-has no segments: the row scan answers for it. A SEGMENT is ``[offset, length, crc32, nulls,
-low, high, width, scale]``, its bytes at ``offset`` in columns.bin being:
+Rows are cut into blocks of up to BLOCK_ROWS rows, the same cut for every column (fewer in a
+wide table: a block ends once it would take BUFFER_BYTES counted as a byte a row for its null
+flags plus each value in the narrowest of 1, 2, 4 or 8 bytes that holds the block's values so
+far, floats 8, in every column; this was once the writer's buffers' size). A COLUMN is
+``{"type", "coded", "blocks": [SEGMENT, ...]}``, plus ``"dictionary": [offset, length, crc32]``
+for a string column and ``"zulu": true`` for a datetime column whose values carry "Z". A string
+column with more than DICTIONARY_MAX distinct values or DICTIONARY_BYTES of text is
+``"coded": false`` and has no segments: the row scan answers for it. A SEGMENT is
+``[offset, length, crc32, nulls, low, high, width, scale]``, its bytes at ``offset`` in
+columns.bin being:
 
 - ``width * rows`` bytes of values (none when width is 0 or every value is null);
 - then, if some but not all values are null, the null bitmap: bit ``i % 8`` of byte ``i // 8``
@@ -32,8 +35,20 @@ Values, little-endian, by type:
 ``low``/``high``/``nulls`` let a filter skip a block unread; ``crc32`` lets a reader refuse a
 damaged segment rather than answer from it. Rows at null positions hold ``low`` (code 0).
 
-The writer keeps one block of each column (compact arrays, never Python lists) and each
-dictionary: its memory does not grow with the file.
+The writer holds a batch, not a block. Each batch's values go to a scratch file as they come (one
+per writer, in the directory it writes to, with no name: nothing is left behind however the writer
+ends), in the fewest bytes that hold that batch, so a block whose values grow is never copied; its
+null flags are packed into the block's bitmap as they come (a bit a row). At the block's end its
+values are read back CHUNK at a time (integers twice: the gcd, then the offsets) and its segment
+written in parts, the crc32 taken part by part. Its memory is a batch's, the bitmaps and the
+dictionaries: it grows with neither the file nor the block. The scratch file's pages are the page
+cache's (the kernel's, written out or dropped when memory is short), not the process's: neither its
+RSS nor its PSS (on a tmpfs they are RAM, as columns.bin's are). A block of the wide bench file
+(300,000 rows x 14 columns: timestamps, unicode, quoted text) is 3.4 MB there; kept in memory as
+arrays, with its encoding's copies at the block's end, it was the second process's swing of 3 MiB,
+and the sync's PSS summed over its two processes went from 36.4 to 31.3 MiB when it moved there
+(``bench/sync.py``, quiet machine), flat through the file (the writer's own CPU time, replayed
+alone, 0.80 -> 0.74 s).
 """
 
 from __future__ import annotations
@@ -41,11 +56,12 @@ from __future__ import annotations
 import math
 import os
 import sys
+import tempfile
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
-from itertools import compress, islice, repeat
+from itertools import compress, repeat
 from operator import floordiv, is_, is_not, mul, sub
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -54,7 +70,7 @@ import orjson
 
 FORMAT = 1
 BLOCK_ROWS = 65536
-BUFFER_BYTES = 8 << 20  # the block's buffers of all columns; a wider table cuts blocks sooner
+BUFFER_BYTES = 8 << 20  # a block's values, counted as above; a wider table cuts blocks sooner
 DICTIONARY_MAX = 65536  # distinct values a coded column may hold (2-byte codes)
 DICTIONARY_BYTES = 1 << 20  # and characters of text: beyond, not worth coding (free text)
 META_NAME = "columns.json"
@@ -70,8 +86,9 @@ CACHE_MAX = 16384
 _WIDTHS = ((0, ""), (1, "B"), (2, "H"), (4, "I"), (8, "Q"))
 TYPECODES = dict(_WIDTHS)
 _BIG = sys.byteorder == "big"
-# Buffers start narrow and widen as values need (a column of small integers buffers 1 byte a
-# value, not 8).
+# Signed typecodes, narrowest first: a batch of integers is spilled in the first that holds it
+# (small integers 1 byte a value, not 8), and a block's cut counts its values in the first that
+# holds them all, as its buffers once widened.
 _BUFFER_CODES = (("b", 1 << 7), ("h", 1 << 15), ("i", 1 << 31), ("q", 1 << 63))
 
 # A byte of the bitmap <-> the eight 0/1 bytes it stands for, converted by map() in C.
@@ -141,7 +158,8 @@ class ColumnWriter:
     def __init__(self, out_dir: Path, width: int) -> None:
         self.out_dir = out_dir
         self._data: BinaryIO = open(out_dir / DATA_NAME, "wb")
-        self._columns = [_Column() for _ in range(width)]
+        self._scratch = _Scratch(out_dir)
+        self._columns = [_Column(self._scratch) for _ in range(width)]
         self._blocks: list[list[int]] = []
         self._rows = 0  # rows in finished blocks
         self._pending = 0  # rows in the block being filled
@@ -171,8 +189,9 @@ class ColumnWriter:
         writer._blocks = [list(b) for b in described["blocks"][:keep]]
         writer._rows = sum(rows for _, rows in writer._blocks)
         writer._pending = 0
+        writer._scratch = _Scratch(out_dir)
         writer._columns = [
-            _Column.resumed(info, kind, keep, words)
+            _Column.resumed(writer._scratch, info, kind, keep, words)
             for info, kind, words in zip(described["columns"], kinds, dictionaries)
         ]
         return writer
@@ -202,12 +221,16 @@ class ColumnWriter:
 
     def _end_block(self) -> None:
         for column in self._columns:
-            segment, entry = column.end_block(self._pending)
+            parts, entry = column.end_block(self._pending)
             if entry is not None:
-                crc = zlib.crc32(segment)
-                self._data.write(segment)
-                column.segments.append([self._position, len(segment), crc, *entry])
-                self._position += len(segment)
+                crc, length = 0, 0
+                for part in parts:  # never the whole segment at once
+                    self._data.write(part)
+                    crc = zlib.crc32(part, crc)
+                    length += len(part)
+                column.segments.append([self._position, length, crc, *entry])
+                self._position += length
+        self._scratch.clear()
         self._blocks.append([self._rows, self._pending])
         self._rows += self._pending
         self._pending = 0
@@ -216,6 +239,7 @@ class ColumnWriter:
         """Write the last block, the dictionaries and columns.json; make them durable."""
         if self._pending:
             self._end_block()
+        self._scratch.close()
         described = []
         for column in self._columns:
             info: dict[str, Any] = {"type": column.kind, "coded": column.coded}
@@ -238,6 +262,7 @@ class ColumnWriter:
             os.fsync(f.fileno())
 
     def abort(self) -> None:
+        self._scratch.close()
         self._data.close()
 
 
@@ -253,29 +278,95 @@ def extent(described: dict[str, Any]) -> int:
     return end
 
 
-class _Column:
-    """One column's block being filled, as integers, floats or codes, and its null flags."""
+class _Scratch:
+    """The block being filled, spilled a batch at a time: one temporary file per writer, in
+    the directory the column files are written to, with no name (removed by the system when
+    it is closed or its process ends, killed or not). Emptied at each block's end."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path) -> None:
+        self._file = tempfile.TemporaryFile(dir=folder)
+        self._fd = self._file.fileno()
+        self._size = 0
+
+    def put(self, data: bytes | array[Any]) -> int:
+        """Write ``data`` after what is there; where it starts."""
+        at = self._size
+        view = memoryview(data).cast("B")
+        while view:
+            done = os.pwrite(self._fd, view, self._size)
+            view = view[done:]
+            self._size += done
+        return at
+
+    def get(self, at: int, size: int) -> bytes:
+        data = os.pread(self._fd, size, at)
+        if len(data) != size:
+            raise OSError(f"scratch file: {len(data)} bytes at {at}, not {size}")
+        return data
+
+    def clear(self) -> None:
+        os.ftruncate(self._fd, 0)
+        self._size = 0
+
+    def close(self) -> None:
+        self._file.close()
+
+    def pieces(self, runs: Sequence[_Run]) -> Iterator[_Piece]:
+        """The runs' values back, at most CHUNK at a time."""
+        for at, code, count, present_at in runs:
+            size = _ITEMSIZES.get(code, 0)
+            for start in range(0, count, CHUNK):
+                n = min(CHUNK, count - start)
+                if not code:
+                    yield None, n, None
+                    continue
+                values = array(code)
+                values.frombytes(self.get(at + start * size, n * size))
+                present = self.get(present_at + start, n) if present_at >= 0 else None
+                yield values, n, present
+
+
+# A batch of one column in the scratch file: where its values start, their typecode ("": not
+# written, every row null and stored as 0), how many, and where its 0/1 present flags start
+# (-1: none null, or not needed: only integers need them).
+_Run = tuple[int, str, int, int]
+# Up to CHUNK of a block's values read back: the values (None: that many nulls' zeros), how
+# many, their present flags (None: none null).
+_Piece = tuple["array[Any] | None", int, bytes | None]
+_ITEMSIZES = {code: array(code).itemsize for code in "bhiqdBH"}
+
+
+class _Column:
+    """One column's block being filled: its values spilled to the writer's scratch file a
+    batch at a time, as integers, floats or codes, and its null bitmap."""
+
+    def __init__(self, scratch: _Scratch) -> None:
         self.kind = "null"
         self.coded = True
         self.zulu = False
         self.segments: list[list[Any]] = []
         self.dictionary: dict[str, int] = {}
+        self._scratch = scratch
         self._text = 0  # characters in the dictionary
         self._cache: dict[Any, int] = {}  # date and datetime text -> its integer
-        self._values: array[Any] | None = None  # None while every value so far is null
-        # 0/1 per row of the block, made when the block's first null comes (most columns have
-        # none: 64 KiB a column saved, a wide table's megabyte)
-        self._nulls: bytearray | None = None
+        self._runs: list[_Run] | None = None  # None while every value so far is null
+        # The bytes a value the block took when it was buffered in memory, narrowest first:
+        # blocks are still cut where those buffers reached BUFFER_BYTES.
+        self._itemsize = 0
+        # The null bitmap, packed as the batches come, from the block's first null on (most
+        # columns have none), and the flags of the rows after its last whole byte.
+        self._bitmap: bytearray | None = None
+        self._tail = b""
         self._rows = 0  # rows in the block
         self._null_count = 0
         self._extremes: tuple[Any, Any] | None = None  # the block's least and greatest value
 
     @classmethod
-    def resumed(cls, info: dict[str, Any], kind: str, keep: int, words: list[str]) -> _Column:
+    def resumed(
+        cls, scratch: _Scratch, info: dict[str, Any], kind: str, keep: int, words: list[str]
+    ) -> _Column:
         """A column going on after its first ``keep`` blocks (``ColumnWriter.resume``)."""
-        column = cls()
+        column = cls(scratch)
         column.kind = kind
         column.coded = bool(info["coded"])
         column.zulu = bool(info.get("zulu"))
@@ -285,54 +376,70 @@ class _Column:
         return column
 
     def buffered(self) -> int:
-        values = self._values
-        # A byte a row for the null flags whether or not they are made: blocks are cut where
-        # they always were.
-        return self._rows + (values.itemsize * len(values) if values is not None else 0)
+        """The bytes the block's buffers took when they were kept in memory: a byte a row for
+        the null flags, made or not, and the values in the narrowest type that held them."""
+        return self._rows + self._itemsize * self._rows
 
     def add(self, values: Sequence[Any], kind: str, pending: int, nulls: int | None) -> None:
         # "None in" is a scan by identity: measured 1.5x cheaper than mapping is_ over a batch
         # without nulls, which most are; a count of nulls from the caller saves even that.
         if nulls == 0 or (nulls is None and None not in values):
             flags, nulls = b"", 0
-            if self._nulls is not None:
-                self._nulls += bytes(len(values))
         else:
             flags = bytes(map(is_, values, repeat(None)))
             nulls = flags.count(1)
-            if self._nulls is None:
-                self._nulls = bytearray(self._rows)
-            self._nulls += flags
+        if self.coded:
+            self._flag(flags, len(values))
         self._rows += len(values)
         self._null_count += nulls
         if not self.coded:
             return
-        if nulls == len(values) and self._values is None:
-            self.kind = kind
+        if nulls == len(values):  # nothing to convert, widen or bound: the nulls' zeros only
+            if self._runs is None:
+                self.kind = kind
+            else:
+                self._runs.append((0, "", len(values), -1))
             return
-        if self._values is None:  # the first values of the block: nulls before them hold 0
+        if self._runs is None:  # the first values of the block: nulls before them hold 0
             self.kind = kind
-            self._values = array("d", bytes(8 * pending)) if kind == "number" else array("b")
-            if kind != "number":
-                self._values.frombytes(bytes(pending))
+            self._runs = [(0, "", pending, -1)] if pending else []
+            self._itemsize = 8 if kind == "number" else 1
         numbers = self._numbers(values, kind, nulls)
         if numbers is None:  # a string column not worth coding
-            self.coded, self._values = False, None
+            self.coded, self._runs, self._itemsize = False, None, 0
             self.dictionary, self._cache = {}, {}
+            self._bitmap, self._tail = None, b""
             return
-        if nulls == len(values):  # nothing to widen or to bound: the nulls' zeros only
-            self._values += array(self._values.typecode, numbers)
-            return
-        present = list(compress(numbers, flags.translate(_FLIP))) if nulls else numbers
-        low, high = min(present), max(present)
+        present = flags.translate(_FLIP) if nulls else b""
+        kept = list(compress(numbers, present)) if nulls else numbers
+        low, high = min(kept), max(kept)
+        if self.kind == "number":
+            code = "d"
+        elif self.kind == "string":
+            code = "B" if high < 256 else "H"
+        else:  # the fewest bytes for this batch: nothing is copied when a later one needs more
+            code = _code(low, high)
         if self._extremes is not None:
             low, high = min(low, self._extremes[0]), max(high, self._extremes[1])
         self._extremes = (low, high)
-        if kind != "number":
-            self._widen(low, high)
-        # An array made from the list and appended whole: extend() with a list grows the
-        # array value by value (measured 2x slower).
-        self._values += array(self._values.typecode, numbers)
+        if self.kind != "number":
+            self._itemsize = max(self._itemsize, _ITEMSIZES[_code(low, high)])
+        scratch = self._scratch
+        # An array made from the list and written whole: no Python step a value.
+        at = scratch.put(array(code, numbers))
+        spill = nulls and self.kind in INTEGRAL  # a null's 0 must not count in the gcd
+        self._runs.append((at, code, len(values), scratch.put(present) if spill else -1))
+
+    def _flag(self, flags: bytes, rows: int) -> None:
+        """The batch's null flags (empty: none null) onto the bitmap."""
+        if flags and self._bitmap is None:
+            self._bitmap, self._tail = bytearray(self._rows // 8), bytes(self._rows % 8)
+        if self._bitmap is None:
+            return
+        tail = self._tail + (flags or bytes(rows))
+        whole = len(tail) - len(tail) % 8
+        self._bitmap += pack_bits(tail[:whole])
+        self._tail = tail[whole:]
 
     def _numbers(self, values: Sequence[Any], kind: str, nulls: int) -> list[Any] | None:
         """The batch as integers (floats for numbers, codes for strings), 0 for nulls."""
@@ -384,77 +491,93 @@ class _Column:
             dictionary.update(zip(fresh, range(len(dictionary), len(dictionary) + len(fresh))))
         return list(map(dictionary.get, values, repeat(0)))
 
-    def _widen(self, low: int, high: int) -> None:
-        values = self._values
-        assert values is not None
-        if values.typecode == "d":
-            return
-        code = next(c for c, limit in _BUFFER_CODES if -limit <= low and high < limit)
-        if "bhiq".index(code) > "bhiq".index(values.typecode):
-            self._values = array(code, values)
-
-    def end_block(self, rows: int) -> tuple[bytes, list[Any] | None]:
-        """The block's segment and its entry (after offset, length, crc), or None if the column
-        is not coded; the column starts a new block."""
-        values, nulls = self._values, self._null_count
-        flags = bytes(self._nulls) if self._nulls is not None else b""
-        extremes = self._extremes
-        self._values, self._nulls, self._null_count, self._rows = None, None, 0, 0
-        self._extremes = None
+    def end_block(self, rows: int) -> tuple[Iterator[bytes], list[Any] | None]:
+        """The block's segment, in parts read back from the scratch file as they are taken
+        (before the scratch is cleared), and its entry (after offset, length, crc); None if
+        the column is not coded. The column starts a new block."""
+        runs, nulls, extremes = self._runs, self._null_count, self._extremes
+        bitmap = bytes(self._bitmap) + pack_bits(self._tail) if self._bitmap is not None else b""
+        self._runs, self._bitmap, self._tail = None, None, b""
+        self._null_count, self._rows, self._itemsize, self._extremes = 0, 0, 0, None
         if not self.coded:
-            return b"", None
-        if values is None or extremes is None or nulls == rows:
-            return b"", [rows, None, None, 0, 1]
-        bitmap = pack_bits(flags) if nulls else b""
+            return iter(()), None
+        if runs is None or extremes is None or nulls == rows:
+            return iter(()), [rows, None, None, 0, 1]
+
+        def pieces() -> Iterator[_Piece]:
+            return self._scratch.pieces(runs)
+
         if self.kind == "number":
-            body = _little(array("d", values))
-            return body + bitmap, [nulls, extremes[0], extremes[1], 8, 1]
+            parts = _stored(pieces(), "d", bitmap)
+            return parts, [nulls, extremes[0], extremes[1], 8, 1]
         if self.kind == "string":
-            width = 1 if max(values) < 256 else 2
-            body = _little(array("B" if width == 1 else "H", values))
-            return body + bitmap, [nulls, None, None, width, 1]
-        return _integers(values, flags, nulls, bitmap, extremes)
+            width = 1 if extremes[1] < 256 else 2
+            return _stored(pieces(), TYPECODES[width], bitmap), [nulls, None, None, width, 1]
+        return _integers(pieces, nulls, bitmap, extremes)
 
 
 _FLIP = bytes([1, 0]) + bytes(254)  # translate table: 0/1 null flags -> 1/0 present flags
 
 
+def _code(low: int, high: int) -> str:
+    """The narrowest signed typecode that holds ``low`` to ``high``."""
+    return next(code for code, limit in _BUFFER_CODES if -limit <= low and high < limit)
+
+
+def _stored(pieces: Iterator[_Piece], code: str, bitmap: bytes) -> Iterator[bytes]:
+    """Floats or codes as they are stored, in ``code``, then the bitmap."""
+    for values, count, _ in pieces:
+        if values is None:
+            yield bytes(_ITEMSIZES[code] * count)
+        else:
+            yield _little(values if values.typecode == code else array(code, values))
+    yield bitmap
+
+
 def _integers(
-    values: array[Any], flags: bytes, nulls: int, bitmap: bytes, extremes: tuple[int, int]
-) -> tuple[bytes, list[Any]]:
+    pieces: Callable[[], Iterator[_Piece]], nulls: int, bitmap: bytes, extremes: tuple[int, int]
+) -> tuple[Iterator[bytes], list[Any]]:
     """A block of integers, frame-of-reference: (value - low) // scale in the fewest bytes.
 
-    Worked CHUNK values at a time (two passes: the gcd, then the offsets), never as a list
-    of the block's differences: that list (a Python integer a row, 2.5 MiB a block) was the
-    second process's peak, once per column per block."""
-    present = flags.translate(_FLIP)
+    Read CHUNK values at a time from the scratch file, twice (the gcd, then the offsets),
+    never as the block's values or their differences at once: a list of those (a Python
+    integer a row, 2.5 MiB a block) was once the second process's peak."""
     low, high = extremes
     if low == high:
-        return bitmap, [nulls, low, high, 0, 1]
+        return iter((bitmap,)), [nulls, low, high, 0, 1]
     scale = 0
-    for chunk in _differences(values, low, present if nulls else None):
-        scale = math.gcd(scale, *chunk)
-        if scale == 1:  # most blocks: known from their first chunk
-            break
+    for values, _, present in pieces():
+        if values is not None:  # nulls alone change no gcd
+            scale = math.gcd(scale, *_differences(values, low, present))
+            if scale == 1:  # most blocks: known from their first chunk
+                break
     width = width_of((high - low) // scale)
-    offsets = array(TYPECODES[width])
-    for chunk in _differences(values, low, present if nulls else None):
-        offsets.fromlist(list(map(floordiv, chunk, repeat(scale))) if scale > 1 else chunk)
-    body = _little(offsets)
-    return body + bitmap, [nulls, low, high, width, scale]
+    return _offsets(pieces(), low, scale, width, bitmap), [nulls, low, high, width, scale]
+
+
+def _offsets(
+    pieces: Iterator[_Piece], low: int, scale: int, width: int, bitmap: bytes
+) -> Iterator[bytes]:
+    code = TYPECODES[width]
+    for values, count, present in pieces:
+        if values is None:
+            yield bytes(width * count)
+            continue
+        differences = _differences(values, low, present)
+        if scale > 1:
+            differences = map(floordiv, differences, repeat(scale))
+        yield _little(array(code, list(differences)))
+    yield bitmap
 
 
 CHUNK = 4096
 
 
-def _differences(values: array[Any], low: int, present: bytes | None) -> Iterator[list[int]]:
+def _differences(values: array[Any], low: int, present: bytes | None) -> Iterator[int]:
     """``value - low`` of each value (0 where ``present`` says null: a null's stored 0 would
-    fall outside [low, high]), CHUNK at a time."""
+    fall outside [low, high])."""
     differences: Iterator[int] = map(sub, values, repeat(low))
-    if present is not None:
-        differences = map(mul, differences, present)
-    while chunk := list(islice(differences, CHUNK)):
-        yield chunk
+    return map(mul, differences, present) if present is not None else differences
 
 
 def _little(values: array[Any]) -> bytes:

@@ -8,6 +8,8 @@ import io
 import math
 import os
 import sys
+import tempfile
+import zlib
 from array import array
 from collections import Counter
 from pathlib import Path
@@ -374,26 +376,35 @@ def test_float_ranges_on_blocks_of_one_sign_or_both_agree_with_the_row_path(
     ),
     st.sampled_from([1, 7, 3600, 10**6]),
     st.sampled_from([1, 2, 5, 64]),
+    st.sampled_from([1, 3, 8, 30]),
 )
 def test_integers_are_stored_as_offsets_by_the_gcd_a_chunk_at_a_time(
-    numbers: list[int | None], step: int, chunk: int
+    numbers: list[int | None], step: int, chunk: int, batch: int
 ) -> None:
-    # Frame-of-reference worked CHUNK values at a time: the same bytes as the whole block at
-    # once, whichever chunk first shows a gcd of 1.
+    # Frame-of-reference worked CHUNK values at a time, read back from the scratch file the
+    # batches were spilled to: the same bytes as the whole block at once, whichever chunk
+    # first shows a gcd of 1.
     values = [None if n is None else n * step for n in numbers]
     present = [v for v in values if v is not None]
     low, high = min(present), max(present)
     flags = bytes(v is None for v in values)
-    stored = array("q", [low if v is None else v for v in values])
-    with pytest.MonkeyPatch.context() as patch:
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
         patch.setattr(column_store, "CHUNK", chunk)
-        body, entry = column_store._integers(stored, flags, flags.count(1), b"", (low, high))
-    differences = [v - low for v in stored]
+        writer = column_store.ColumnWriter(Path(folder), 1)
+        for start in range(0, len(values), batch):
+            writer.add([values[start : start + batch]], ["integer"])
+        writer.close()
+        data = (Path(folder) / column_store.DATA_NAME).read_bytes()
+        described = orjson.loads((Path(folder) / column_store.META_NAME).read_bytes())
+    [[offset, length, crc, *entry]] = described["columns"][0]["blocks"]
+    differences = [0 if v is None else v - low for v in values]
     scale = math.gcd(*differences) or 1
     width = column_store.width_of((high - low) // scale)
     assert entry == [flags.count(1), low, high, width, scale]
     expected = b"".join((d // scale).to_bytes(width, "little") for d in differences)
-    assert body == expected
+    if 0 < flags.count(1) < len(values):
+        expected += column_store.pack_bits(flags)
+    assert data[offset : offset + length] == expected and zlib.crc32(expected) == crc
 
 
 @settings(max_examples=200, deadline=None)

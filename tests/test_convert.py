@@ -689,3 +689,5 @@ def test_a_statistics_process_that_dies_mid_file_leaves_whole_columns(
     assert _written(tmp_path / "one/out", COLUMN_FILES) == _written(
         tmp_path / "two/out", COLUMN_FILES
     )
+    # Nothing of the dead child's is left, its column writer's scratch file included.
+    assert sorted(os.listdir(tmp_path / "two/out")) == sorted(os.listdir(tmp_path / "one/out"))
