@@ -348,9 +348,23 @@ def _add(
 ) -> bool:
     """Fold a batch of rows into their cells; True if a new group had to be left out."""
     columns = [_keyed(k, list(map(itemgetter(k.position), rows))) for k in keys]
+    group_keys = list(zip(*columns))
     position = measure.position
     values = list(map(itemgetter(position), rows)) if position is not None else None
-    return _add_keyed(cells, list(zip(*columns)), values, max_groups)
+    distinct = set(group_keys)
+    shares: dict[tuple[Any, ...], list[Any]]
+    if len(distinct) <= _FEW:
+        masks = {k: list(map(eq, group_keys, repeat(k))) for k in distinct}
+        shares = {k: list(compress(values or group_keys, m)) for k, m in masks.items()}
+    else:
+        shares = {}
+        for k, v in zip(group_keys, values or group_keys):
+            shares.setdefault(k, []).append(v)
+    groups = [  # in order of first sight
+        (k, len(shares[k]), None if values is None else shares[k])
+        for k in dict.fromkeys(group_keys)
+    ]
+    return _add_groups(cells, groups, max_groups)
 
 
 def _add_groups(
@@ -358,7 +372,7 @@ def _add_groups(
     groups: list[tuple[tuple[Any, ...], int, list[Any] | None]],
     max_groups: int,
 ) -> bool:
-    """Fold a block's groups (key, rows, measure values or None) into their cells; True if a
+    """Fold a batch's groups (key, rows, measure values or None) into their cells; True if a
     new group had to be left out."""
     truncated = False
     for key, rows, values in groups:
@@ -371,37 +385,6 @@ def _add_groups(
         cell.count += rows
         if values is not None:
             _fold_values(cell, [v for v in values if v is not None])
-    return truncated
-
-
-def _add_keyed(
-    cells: dict[tuple[Any, ...], _Cell],
-    group_keys: list[tuple[Any, ...]],
-    values: list[Any] | None,
-    max_groups: int,
-) -> bool:
-    """Fold a batch's rows, as their group keys and measure values, into their cells."""
-    distinct = set(group_keys)
-    shares: dict[tuple[Any, ...], list[Any]]
-    if len(distinct) <= _FEW:
-        masks = {k: list(map(eq, group_keys, repeat(k))) for k in distinct}
-        shares = {k: list(compress(values or group_keys, m)) for k, m in masks.items()}
-    else:
-        shares = {}
-        for k, v in zip(group_keys, values or group_keys):
-            shares.setdefault(k, []).append(v)
-    truncated = False
-    for key in dict.fromkeys(group_keys):  # new groups in order of first sight
-        cell = cells.get(key)
-        if cell is None:
-            if len(cells) >= max_groups:
-                truncated = True
-                continue
-            cell = cells[key] = _Cell()
-        share = shares[key]
-        cell.count += len(share)
-        if values is not None:
-            _fold_values(cell, [v for v in share if v is not None])
     return truncated
 
 
