@@ -123,11 +123,7 @@ def test_of_requests_at_once_to_an_idle_process_one_computes_the_rest_are_handed
 def test_a_question_waits_for_the_first_process_free(sides: tuple[Sharing, Sharing]) -> None:
     """Both busy: the question is taken by whichever frees first, here the asker itself."""
     asker, other = sides
-    release = threading.Event()
-    holder = threading.Thread(target=_hold, args=(other, release))
-    holder.start()
-    try:
-        time.sleep(0.1)
+    with other.computing():  # the other process busy throughout
         found: list[Answer] = []
         with asker.computing():
             worker = threading.Thread(target=lambda: found.append(asker.run("x", CALL, 1, here)))
@@ -136,9 +132,6 @@ def test_a_question_waits_for_the_first_process_free(sides: tuple[Sharing, Shari
             assert not found
         worker.join(5)  # the asker's own computing ended: its helper takes the question
         assert by(found[0]) == "asker"
-    finally:
-        release.set()
-        holder.join()
 
 
 def test_no_process_free_in_time_means_the_asker_computes(
@@ -146,26 +139,13 @@ def test_no_process_free_in_time_means_the_asker_computes(
 ) -> None:
     asker, other = sides
     monkeypatch.setattr(share, "HANDOFF_SECONDS", 0.3)
-    release = threading.Event()
-    holder = threading.Thread(target=_hold, args=(other, release))
-    holder.start()
-    try:
-        time.sleep(0.1)
-        with asker.computing():
-            started = time.monotonic()
-            assert by(asker.run("chart", CALL, 1, here)) == "here"
-            assert time.monotonic() - started >= share.HANDOFF_SECONDS * 0.9
-    finally:
-        release.set()
-        holder.join()
+    with other.computing(), asker.computing():
+        started = time.monotonic()
+        assert by(asker.run("chart", CALL, 1, here)) == "here"
+        assert time.monotonic() - started >= share.HANDOFF_SECONDS * 0.9
     monkeypatch.setattr(share, "HANDOFF_SECONDS", 5.0)
     with asker.computing():  # the helper threw the abandoned question away and serves on
         assert by(asker.run("chart", CALL, 1, here)) == "other"
-
-
-def _hold(side: Sharing, release: threading.Event) -> None:
-    with side.computing():
-        release.wait(5)
 
 
 def test_a_failing_or_erring_answer_leaves_the_question_to_the_asker(
