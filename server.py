@@ -96,7 +96,8 @@ def serve_worker(settings: Settings) -> None:
     rillet = Rillet(settings)
     shared = inherited_shared_socket()
     if shared is not None:
-        rillet.sharing = Sharing(shared, route_answer(rillet, reads.SHARED))
+        questions, token = shared
+        rillet.sharing = Sharing(questions, route_answer(rillet, reads.SHARED), token)
         rillet.sharing.start()
     _waitress(rillet, sockets=[sock])
 

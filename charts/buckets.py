@@ -23,6 +23,7 @@ hold), and damaged column files give way to the rows, as the query layer's ``Run
 
 from __future__ import annotations
 
+import logging
 import math
 from bisect import bisect_right
 from collections import Counter
@@ -43,7 +44,8 @@ from streaming.read import Dataset
 
 _MICROSECONDS = {"minute": 60_000_000, "hour": 3_600_000_000, "day": 86_400_000_000}
 _EPOCH_DAY = fmt.EPOCH.date().toordinal()  # 1970-01-01, day 0 of a datetime's integers
-_DAMAGE = (ColumnsDamaged, ValueError, IndexError, KeyError, OverflowError)
+DAMAGE = (ColumnsDamaged, ValueError, IndexError, KeyError, OverflowError)
+log = logging.getLogger("rillet.charts")
 
 
 def batches(
@@ -139,13 +141,17 @@ def extent(dataset: Dataset, query: Selection, key: data.Key) -> tuple[Any, Any]
             return None
         reader = selection.reader
         low = high = None
-        for block, mask in selection.masks():
-            segment = reader.segment(key.position, block)
-            numbers = _present(segment, mask)
-            if numbers:
-                a, b = min(numbers), max(numbers)
-                low = a if low is None else min(low, a)
-                high = b if high is None else max(high, b)
+        try:
+            for block, mask in selection.masks():
+                segment = reader.segment(key.position, block)
+                numbers = _present(segment, mask)
+                if numbers:
+                    a, b = min(numbers), max(numbers)
+                    low = a if low is None else min(low, a)
+                    high = b if high is None else max(high, b)
+        except DAMAGE as exc:
+            damaged(dataset, exc)
+            return None
         if low is None or high is None:
             return None, None
         return _text(key, low), _text(key, high)
@@ -162,9 +168,19 @@ def _selection(
         selection = ColumnSelection(reader, query)
         if selection.possible and answerable(reader, positions):
             return selection
-    except _DAMAGE:  # the row scan answers (the query layer logs damaged columns)
-        pass
+    except DAMAGE as exc:
+        damaged(dataset, exc)
     return None
+
+
+def damaged(dataset: Dataset, exc: BaseException) -> None:
+    """Column files that prove damaged give way to the rows: logged once a dataset."""
+    if dataset.id not in _DAMAGED:
+        _DAMAGED.add(dataset.id)
+        log.error("the columns of %s cannot answer a chart (%r); the rows do", dataset.id, exc)
+
+
+_DAMAGED: set[str] = set()
 
 
 def _ids(
@@ -209,24 +225,35 @@ def _ids(
 
 def _bins(segment: Segment, key: data.Key, kept: bytes | None) -> tuple[list[int], list[Any]]:
     """A numeric key's bin at each kept row: the bin whose left edge (``Key.edge``) is the
-    greatest at or below the value, found by ``bisect`` in C among the edges around the
-    block's low and high, as ``Key.bucket`` finds it."""
+    greatest at or below the value, found by ``bisect`` in C among the edges around the kept
+    values' least and greatest (not the block's: the bins are those of the rows a filter
+    keeps, and an outlier it leaves out would ask for millions of edges), as ``Key.bucket``
+    finds it."""
+    count = segment.rows if kept is None else kept.count(1)
     if segment.all_null:
-        return [0] * (segment.rows if kept is None else kept.count(1)), [None]
+        return [0] * count, [None]
     numbers = segment.stored() if segment.floating else segment.integers()
     if kept is not None:
         numbers = list(compress(numbers, kept))
-    first = math.floor((segment.low - key.start) / key.step) - 1
-    last = math.floor((segment.high - key.start) / key.step) + 2
+    nulls = segment.null_flags
+    if nulls is not None and kept is not None:
+        nulls = bytes(compress(nulls, kept))
+    present = numbers if nulls is None else list(compress(numbers, nulls.translate(_FLIP)))
+    if not present:
+        return [0] * count, [None]
+    first = math.floor((min(present) - key.start) / key.step) - 1
+    last = math.floor((max(present) - key.start) / key.step) + 2
     edges = [key.edge(i) for i in range(first, last + 1)]
     # bisect_right gives k with edges[k - 1] <= value < edges[k]: the bin of edges[k - 1].
     ids = list(map(bisect_right, repeat(edges), numbers))
     names: list[Any] = [None, *edges]
-    if segment.null_flags is not None:  # a null holds 0 or the block's low: its key is None
-        nulls = segment.null_flags if kept is None else bytes(compress(segment.null_flags, kept))
+    if nulls is not None:  # a null holds 0 or the block's low: its key is None
         for i in compress(range(len(ids)), nulls):
             ids[i] = 0
     return ids, names
+
+
+_FLIP = bytes([1, 0]) + bytes(254)  # translates 0/1 null flags to 1/0 present flags
 
 
 def _step(key: data.Key) -> int:

@@ -307,9 +307,13 @@ def _buckets(
     truncated = False
     from_columns = buckets.batches(dataset, query, keys, measure.position)
     if from_columns is not None:
-        for groups in from_columns:
-            truncated |= _add_groups(cells, groups, max_groups)
-        return _rows(cells, keys, measure), truncated
+        try:
+            for groups in from_columns:
+                truncated |= _add_groups(cells, groups, max_groups)
+            return _rows(cells, keys, measure), truncated
+        except buckets.DAMAGE as exc:  # a damaged segment: start again from the rows
+            buckets.damaged(dataset, exc)
+            cells, truncated = {}, False
     pending: list[list[Any]] = []
     for block in blocks(dataset, query):
         pending.extend(block.rows)

@@ -236,7 +236,15 @@ class ColumnWriter:
         self._pending = 0
 
     def close(self) -> None:
-        """Write the last block, the dictionaries and columns.json; make them durable."""
+        """Write the last block, the dictionaries and columns.json; make them durable. On
+        any failure (a full disk) both files are closed before the error goes on."""
+        try:
+            self._close()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _close(self) -> None:
         if self._pending:
             self._end_block()
         self._scratch.close()

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -188,3 +189,63 @@ def test_a_batches_generator_dropped_unstarted_or_halfway_closes_its_reader(
             next(found)  # halfway
             del found
         assert descriptors() == before
+
+
+def synced(folder: Path, text: str, damage: bool = False) -> Store:
+    """A dataset ``DATASET`` of ``text``, its first column segment damaged if asked."""
+    source = folder / "t.csv"
+    source.write_text(text)
+    store = Store(folder / "store")
+    tmp = store.new_tmp_dir(DATASET)
+    done = convert_csv(source, tmp, columns=True)
+    if damage:
+        described = orjson.loads((tmp / "columns.json").read_bytes())
+        offset = described["columns"][0]["blocks"][0][0]
+        data = bytearray((tmp / "columns.bin").read_bytes())
+        data[offset + 3] ^= 0xFF
+        (tmp / "columns.bin").write_bytes(bytes(data))
+    meta = {"id": DATASET, "name": "t.csv", "rows": done.rows, "columns": done.columns}
+    store.publish(tmp, DATASET, {**meta, "columns_format": done.columns_format})
+    return store
+
+
+def test_bins_of_filtered_rows_ignore_an_outlier_the_filter_leaves_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bins are the kept rows': an outlier in the block asks for no edges of its own
+    (it once asked for a million, seconds and a gigabyte)."""
+    edges = []
+    edge = Key.edge
+
+    def counted(self: Key, i: int) -> float:
+        edges.append(i)
+        return edge(self, i)
+
+    monkeypatch.setattr(Key, "edge", counted)
+    text = "price\n" + "".join(f"{i / 100:.2f}\n" for i in range(100)) + "10000000.0\n"
+    with Dataset(synced(tmp_path, text), DATASET) as dataset:
+        query = filters.parse({"price__lt": "1"}, dataset.meta["columns"])
+        low, high = charts.data.extent(dataset, query, Key("price", 0, "number"))
+        start, step, decimals = charts.data.bins(low, high, 20, False)
+        key = Key("price", 0, "number", None, start, step, decimals)
+        found = charts.data._buckets(dataset, query, [key], Measure("count"), 10_000)
+        assert len(edges) < 100  # a few edges around the kept values, not a million
+        assert sum(row["count"] for row in found[0]) == 100
+
+
+def test_a_damaged_segment_gives_way_to_the_rows(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = [f"2020-01-{1 + i % 28:02d}T{i % 24:02d}:00:00,{i}" for i in range(500)]
+    text = "at,v\n" + "\n".join(lines) + "\n"
+    with Dataset(synced(tmp_path, text, damage=True), DATASET) as dataset:
+        query = filters.parse({}, dataset.meta["columns"])
+        key = Key("at", 0, "datetime", "week")
+        assert buckets.extent(dataset, query, key) is None  # the columns decline
+        assert charts.data.extent(dataset, query, key) == (
+            "2020-01-01T00:00:00",
+            "2020-01-28T23:00:00",
+        )
+        rows, _ = charts.data._buckets(dataset, query, [key], Measure("count"), 100)
+        assert sum(r["count"] for r in rows) == 500
+    assert "cannot answer a chart" in caplog.text

@@ -38,6 +38,7 @@ from tests.conftest import (
     wait_for,
 )
 
+TOKEN = "the parent's token"
 CALL = Call("GET", "/datasets/ds_1/groupby", "by=a", {"by": "a"}, {"dataset_id": "ds_1"})
 
 
@@ -57,8 +58,8 @@ def sides(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sharing, Sharing]]:
     sock = shared_socket()
     assert sock is not None
     # Two processes' sides: each its own descriptor of the one listening socket.
-    asker = Sharing(sock.dup(), answered_by("asker"))
-    other = Sharing(sock.dup(), answered_by("other"))
+    asker = Sharing(sock.dup(), answered_by("asker"), TOKEN)
+    other = Sharing(sock.dup(), answered_by("other"), TOKEN)
     asker.start()
     other.start()
     yield asker, other
@@ -175,7 +176,7 @@ def test_a_helper_that_dies_mid_answer_leaves_the_question_to_the_asker(
     monkeypatch.setattr(share, "HANDOFF_SECONDS", 2.0)
     sock = shared_socket()
     assert sock is not None
-    asker = Sharing(sock.dup(), answered_by("asker"))
+    asker = Sharing(sock.dup(), answered_by("asker"), TOKEN)
 
     def dying_helper() -> None:  # takes the question, says go, then is gone
         conn, _ = sock.accept()
@@ -196,14 +197,16 @@ def test_a_helper_that_dies_mid_answer_leaves_the_question_to_the_asker(
 def test_a_refusing_process_takes_no_more_questions(
     sides: tuple[Sharing, Sharing], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Draining, it neither answers nor asks (nor waits for an answer that will not come)."""
     asker, other = sides
-    monkeypatch.setattr(share, "HANDOFF_SECONDS", 0.3)
     other.refuse()
     asker.refuse()
-    time.sleep(0.2)  # the helpers' selects end
+    time.sleep(0.2)  # the helpers' polls end
     with asker.computing():
+        started = time.monotonic()
         assert by(asker.run("groupby", CALL, 1, here)) == "here"
-    assert other.answered == 0
+        assert time.monotonic() - started < share.HANDOFF_SECONDS / 2
+    assert other.answered == asker.asked == 0
 
 
 def test_garbage_and_oversized_questions_do_not_stop_the_helper(
@@ -233,8 +236,8 @@ def test_a_process_holding_many_descriptors_still_answers(monkeypatch: pytest.Mo
         sock = shared_socket()
         assert sock is not None
         asker, other = (
-            Sharing(sock.dup(), answered_by("asker")),
-            Sharing(sock.dup(), answered_by("other")),
+            Sharing(sock.dup(), answered_by("asker"), TOKEN),
+            Sharing(sock.dup(), answered_by("other"), TOKEN),
         )
         assert other.sock.fileno() > 1024
         other.start()
@@ -271,34 +274,36 @@ def test_a_question_keeps_its_repeated_filters_and_names_its_version() -> None:
 
 
 def test_only_the_servers_own_processes_are_answered(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, sides: tuple[Sharing, Sharing]
 ) -> None:
-    """A question is answered without a key: the peer must be this process or a sibling
-    (same user, same parent). Another process of the same user, here a child of this one,
-    and a peer of another user are refused."""
+    """A question is answered without a key: it must come from a process of this user and
+    carry the parent's token. Another process of the same user without it, and a peer of
+    another user, are refused."""
+    asker, other = sides
     a, b = socket.socketpair(socket.AF_UNIX)
     with a, b:
-        assert share._sibling(a)  # this very process
+        assert share._same_user(a)
         monkeypatch.setattr(share.os, "getuid", lambda: 12345)
-        assert not share._sibling(a)
-    sock = shared_socket()
-    assert sock is not None
-    with sock:
-        script = (
-            "import socket, sys\n"
-            "c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
-            f"c.connect({sock.getsockname()!r})\n"
-            "c.settimeout(5)\n"
-            "sys.stdout.write(repr(c.recv(1)))\n"
-        )
-        stranger = subprocess.Popen(
-            [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
-        )
-        conn, _ = sock.accept()
-        with conn:
-            assert not share._sibling(conn)  # a child of this process, not of its parent
-        out, _ = stranger.communicate(timeout=10)
-        assert out == "b''"
+        assert not share._same_user(a)
+    monkeypatch.undo()
+    monkeypatch.setattr(share, "HANDOFF_SECONDS", 5.0)
+    job = {**share.job_of("groupby", CALL, 1), "token": "a guess"}
+    frame = share._SIZE.pack(len(orjson.dumps(job))) + orjson.dumps(job)
+    script = (
+        "import socket, sys\n"
+        "c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        f"c.connect({asker.address!r})\n"
+        f"c.sendall({frame!r})\n"
+        "c.settimeout(5)\n"
+        "sys.stdout.write(repr(c.recv(1)))\n"
+    )
+    stranger = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert stranger.stdout == "b''"  # closed without an acknowledgement
+    assert other.answered == 0 and asker.answered == 0
+    with asker.computing():  # the server's own question, with the token, is answered
+        assert by(asker.run("groupby", CALL, 1, here)) == "other"
 
 
 SHARED_PATHS = [
@@ -328,8 +333,8 @@ def test_an_answer_relayed_from_a_sibling_is_the_one_computed_here(
     here, sibling = Rillet(settings), Rillet(settings)
     sock = shared_socket()
     assert sock is not None
-    here.sharing = Sharing(sock.dup(), route_answer(here, reads.SHARED))
-    sibling.sharing = Sharing(sock.dup(), route_answer(sibling, reads.SHARED))
+    here.sharing = Sharing(sock.dup(), route_answer(here, reads.SHARED), TOKEN)
+    sibling.sharing = Sharing(sock.dup(), route_answer(sibling, reads.SHARED), TOKEN)
     sibling.sharing.start()
     lines = [f"{i},{'abcd'[i % 4]},{i % 97}.5,2024-01-{1 + i % 28:02d}" for i in range(3000)]
     try:

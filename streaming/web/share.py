@@ -26,14 +26,17 @@ both read the same data. Only routes whose answer is a body of bounded size are 
 
 When no process takes the question within HANDOFF_SECONDS (all are busy with long
 questions), the asker computes it itself, as without sharing; so it does when the helper
-fails or dies mid-answer, or the question cannot be sent. A helper answers only processes of
-its own user (``SO_PEERCRED``), and where that cannot be checked (not Linux) nothing is
-shared. WORKERS=1 shares nothing: there is no other process.
+fails or dies mid-answer, answers an error, or the question cannot be sent. A helper answers
+only the server's own processes: the peer must run as its user (``SO_PEERCRED``) and the
+question must carry the token the parent gave its children (the socket's name is visible to
+every process, and a question is answered without a key). Where sharing cannot work (not
+Linux) nothing is shared. WORKERS=1 shares nothing: there is no other process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import os
 import select
@@ -52,6 +55,7 @@ from streaming.web.exchange import Answer, Call, Streamed, error_answer
 
 log = logging.getLogger("rillet.share")
 SHARE_FD = "RILLET_SHARE_FD"  # tells a child which inherited descriptor is the shared socket
+SHARE_TOKEN = "RILLET_SHARE_TOKEN"  # and the token its siblings' questions carry
 HANDOFF_SECONDS = 1.0  # how long a question waits for a free process before its asker computes
 POLL_SECONDS = 0.5  # how often an idle helper looks again whether its process is idle
 _SIZE = struct.Struct("<I")
@@ -74,10 +78,11 @@ def shared_socket() -> socket.socket | None:
     return sock
 
 
-def inherited_shared_socket() -> socket.socket | None:
-    """In a child: the shared socket its parent passed down, or None."""
-    fd = os.environ.get(SHARE_FD)
-    return socket.socket(fileno=int(fd)) if fd else None
+def inherited_shared_socket() -> tuple[socket.socket, str] | None:
+    """In a child: the shared socket its parent passed down and the token its questions
+    carry, or None."""
+    fd, token = os.environ.get(SHARE_FD), os.environ.get(SHARE_TOKEN)
+    return (socket.socket(fileno=int(fd)), token) if fd and token else None
 
 
 class Sharing:
@@ -86,8 +91,11 @@ class Sharing:
     ``answer(job)`` runs a question handed over (the app's routes); a test may give its own.
     """
 
-    def __init__(self, sock: socket.socket, answer: Callable[[dict[str, Any]], Answer]) -> None:
+    def __init__(
+        self, sock: socket.socket, answer: Callable[[dict[str, Any]], Answer], token: str
+    ) -> None:
         self.sock = sock
+        self.token = token  # the parent's, in every question: only the server's own are answered
         self.address = sock.getsockname()
         self.answer = answer
         self.busy = 0  # questions this process is computing
@@ -132,8 +140,10 @@ class Sharing:
                 return compute()
         finally:
             self._release()
-        if route is not None and not getattr(self.helping, "on", False):
-            relayed = self._ask(job_of(route, call, version))
+        if route is not None and not getattr(self.helping, "on", False) and not self.stopped:
+            relayed = self._ask({**job_of(route, call, version), "token": self.token})
+            # An error is computed again here and raised as without sharing (relayed, it
+            # would carry the ETag of a good answer): errors after the parameters are rare.
             if relayed is not None and relayed.status < 300:
                 return relayed
         with self.computing():
@@ -219,9 +229,11 @@ class Sharing:
     def _exchange(self, conn: socket.socket) -> None:
         conn.setblocking(True)
         conn.settimeout(HANDOFF_SECONDS)
-        if not _sibling(conn):
+        if not _same_user(conn):
             return
         job = orjson.loads(_receive(conn, JOB_BYTES))
+        if not hmac.compare_digest(str(job.get("token", "")), self.token):
+            return  # not one of the server's own processes: it has no key to show
         conn.sendall(_ACK)
         if conn.recv(1) != _GO:
             return  # the asker stopped waiting and computes it itself
@@ -303,32 +315,16 @@ def _whole(body: Any) -> bytes:
     return b"".join(body)
 
 
-def _sibling(conn: socket.socket) -> bool:
-    """Whether the peer is this process or one of its siblings: the same user, and the same
-    parent (a process of another pid namespace shows as pid 0, and is refused). Any process
-    of the user may find the socket's name; only the server's own may ask it questions,
-    since they are answered without a key."""
+def _same_user(conn: socket.socket) -> bool:
+    """Whether the peer runs as this process's user (``SO_PEERCRED``): a first cut before
+    the question's token is read."""
     try:
-        pid, uid, _ = _CREDENTIALS.unpack(
+        _, uid, _ = _CREDENTIALS.unpack(
             conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDENTIALS.size)
         )
     except (OSError, AttributeError):
         return False
-    if uid != os.getuid() or pid <= 0:
-        return False
-    return pid == os.getpid() or _parent(pid) == os.getppid()
-
-
-def _parent(pid: int) -> int | None:
-    """A process's parent, from /proc (None when it cannot be read)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    # pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last.
-    fields = stat[stat.rindex(b")") + 2 :].split()
-    return int(fields[1])
+    return uid == os.getuid()
 
 
 def _send(conn: socket.socket, data: bytes) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 
 from streaming.errors import SettingError
 from streaming.settings import Settings
-from streaming.web.share import SHARE_FD
+from streaming.web.share import SHARE_FD, SHARE_TOKEN
 
 log = logging.getLogger("rillet.workers")
 LISTEN_FD = "RILLET_LISTEN_FD"  # tells a child which inherited descriptor to serve
@@ -97,6 +98,7 @@ class Supervisor:
         self.grace = grace  # how long a child may drain its answers in flight
         self.sock = sock
         self.shared = shared  # the socket the children share questions on (web.share)
+        self.token = secrets.token_hex(16)  # which every question between them carries
         self.count = count
         self.children: list[subprocess.Popen[bytes]] = []
         self.started: list[float] = [0.0] * count  # when each slot's child was started
@@ -127,6 +129,7 @@ class Supervisor:
         fds = [fd]
         if self.shared is not None:
             env[SHARE_FD] = str(self.shared.fileno())
+            env[SHARE_TOKEN] = self.token
             fds.append(self.shared.fileno())
         return subprocess.Popen(self.command, env=env, pass_fds=fds)
 
