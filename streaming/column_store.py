@@ -158,7 +158,7 @@ class ColumnWriter:
     def __init__(self, out_dir: Path, width: int) -> None:
         self.out_dir = out_dir
         self._data: BinaryIO = open(out_dir / DATA_NAME, "wb")
-        self._scratch = _Scratch(out_dir)
+        self._scratch = _scratch_for(out_dir, self._data)
         self._columns = [_Column(self._scratch) for _ in range(width)]
         self._blocks: list[list[int]] = []
         self._rows = 0  # rows in finished blocks
@@ -189,7 +189,7 @@ class ColumnWriter:
         writer._blocks = [list(b) for b in described["blocks"][:keep]]
         writer._rows = sum(rows for _, rows in writer._blocks)
         writer._pending = 0
-        writer._scratch = _Scratch(out_dir)
+        writer._scratch = _scratch_for(out_dir, writer._data)
         writer._columns = [
             _Column.resumed(writer._scratch, info, kind, keep, words)
             for info, kind, words in zip(described["columns"], kinds, dictionaries)
@@ -272,6 +272,16 @@ class ColumnWriter:
     def abort(self) -> None:
         self._scratch.close()
         self._data.close()
+
+
+def _scratch_for(out_dir: Path, data: BinaryIO) -> _Scratch:
+    """A writer's scratch file; ``data`` (columns.bin, just opened) closed if it cannot be
+    made."""
+    try:
+        return _Scratch(out_dir)
+    except BaseException:
+        data.close()
+        raise
 
 
 def extent(described: dict[str, Any]) -> int:

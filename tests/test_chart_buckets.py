@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import charts.data
 from charts import buckets
 from charts.data import Key, Measure
+from streaming import column_store
 from streaming import filter as filters
 from streaming.convert import convert_csv
 from streaming.read import Dataset
@@ -97,9 +98,12 @@ def tables(draw: Any) -> tuple[str, list[str]]:
     zulu = draw(st.booleans())
     rows = draw(st.integers(1, 120))
     moments = draw(st.lists(MOMENTS, min_size=rows, max_size=rows))
+    if draw(st.booleans()):  # a schedule: a few instants, each many times
+        pool = moments[: draw(st.integers(1, 4))]
+        moments = [pool[i % len(pool)] for i in range(rows)]
     if draw(st.booleans()):
         moments.sort()
-    if draw(st.booleans()):  # hourly, as a schedule: few distinct instants
+    if draw(st.booleans()):  # on the hour
         moments = [m.replace(minute=0, second=0, microsecond=0) for m in moments]
     lines = ["at,day,group,value"]
     for m in moments:
@@ -111,14 +115,23 @@ def tables(draw: Any) -> tuple[str, list[str]]:
     return "\n".join(lines) + "\n", draw(st.lists(st.sampled_from(UNITS), min_size=1, max_size=3))
 
 
-@given(table=tables(), function=st.sampled_from(["count", "sum", "mean", "min", "max"]))
+@given(
+    table=tables(),
+    function=st.sampled_from(["count", "sum", "mean", "min", "max"]),
+    block=st.sampled_from([3, 16, 65536]),  # many blocks, each stored its own way, or one
+)
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 def test_random_time_buckets_equal_the_row_scan(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: tuple[str, list[str]], function: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    table: tuple[str, list[str]],
+    function: str,
+    block: int,
 ) -> None:
     text, units = table
+    monkeypatch.setattr(column_store, "BLOCK_ROWS", block)
     store = Store(tmp_path / str(abs(hash(text))))
     source = tmp_path / "t.csv"
     source.write_text(text)
