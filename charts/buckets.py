@@ -37,7 +37,7 @@ from charts import data
 from streaming import column_store as fmt
 from streaming.column_filter import ColumnSelection
 from streaming.column_query import answerable
-from streaming.column_read import ColumnReader, Segment, ones, open_columns, to_flags
+from streaming.column_read import ColumnReader, Segment, ones, open_columns, to_flags, to_mask
 from streaming.errors import ColumnsDamaged
 from streaming.filter import Selection
 from streaming.read import Dataset
@@ -190,7 +190,7 @@ def _ids(
     if key.binned:
         return _bins(reader.segment(key.position, block), key, kept)
     if key.unit is None or key.exact:
-        found = reader.values(key.position, block, None if kept is None else _mask(kept))
+        found = reader.values(key.position, block, None if kept is None else to_mask(kept))
         names = list(dict.fromkeys(found))
         return list(map(dict(zip(names, count())).__getitem__, found)), names
     segment = reader.segment(key.position, block)
@@ -238,7 +238,7 @@ def _bins(segment: Segment, key: data.Key, kept: bytes | None) -> tuple[list[int
     nulls = segment.null_flags
     if nulls is not None and kept is not None:
         nulls = bytes(compress(nulls, kept))
-    present = numbers if nulls is None else list(compress(numbers, nulls.translate(_FLIP)))
+    present = numbers if nulls is None else list(compress(numbers, nulls.translate(fmt._FLIP)))
     if not present:
         return [0] * count, [None]
     first = math.floor((min(present) - key.start) / key.step) - 1
@@ -251,9 +251,6 @@ def _bins(segment: Segment, key: data.Key, kept: bytes | None) -> tuple[list[int
         for i in compress(range(len(ids)), nulls):
             ids[i] = 0
     return ids, names
-
-
-_FLIP = bytes([1, 0]) + bytes(254)  # translates 0/1 null flags to 1/0 present flags
 
 
 def _step(key: data.Key) -> int:
@@ -292,7 +289,3 @@ def _text(key: data.Key, number: Any) -> Any:
     if key.kind == "datetime":
         return fmt.datetime_text(number, False)[:19]
     return number
-
-
-def _mask(flags: bytes) -> int:
-    return int.from_bytes(flags, "little")

@@ -173,7 +173,7 @@ def parse(query: Mapping[str, str] | Any, columns: Sequence[Mapping[str, Any]]) 
     kinds = {c["name"]: c["type"] for c in columns}
     positions = {name: i for i, name in enumerate(names)}
     filters = []
-    for key, raw in _items(query):
+    for key, raw in pairs(query):
         if key in RESERVED:
             continue
         column, op = _split(key, raw, positions)
@@ -183,7 +183,9 @@ def parse(query: Mapping[str, str] | Any, columns: Sequence[Mapping[str, Any]]) 
     return Selection(filters, search, text)
 
 
-def _items(query: Any) -> Iterable[tuple[str, str]]:
+def pairs(query: Any) -> Iterable[tuple[str, str]]:
+    """Every (name, value) of a request's parameters, a repeated filter's every value (a
+    bottle FormsDict's ``allitems``)."""
     if hasattr(query, "allitems"):
         return list(query.allitems())
     return list(query.items())

@@ -51,6 +51,7 @@ from typing import Any
 import orjson
 
 from streaming.errors import RilletError
+from streaming.filter import pairs
 from streaming.web.exchange import Answer, Call, Streamed, error_answer
 
 log = logging.getLogger("rillet.share")
@@ -259,7 +260,7 @@ def job_of(route: str, call: Call, version: int) -> dict[str, Any]:
         "args": dict(call.args),
         "path": call.path,
         "query": call.query_string,
-        "params": list(_items(call.params)),
+        "params": list(pairs(call.params)),
         "version": version,
     }
 
@@ -298,12 +299,6 @@ class Params(Mapping[str, str]):
 
     def allitems(self) -> list[tuple[str, str]]:
         return list(self.pairs)
-
-
-def _items(values: Mapping[str, str]) -> Iterator[tuple[str, str]]:
-    """Every parameter, repeated ones included."""
-    allitems = getattr(values, "allitems", None)
-    yield from allitems() if allitems is not None else values.items()
 
 
 def _whole(body: Any) -> bytes:
